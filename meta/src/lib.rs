@@ -1,0 +1,1 @@
+//! The embedded Raft meta group (not implemented yet; see issue "Embedded Raft meta group").
