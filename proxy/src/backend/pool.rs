@@ -1,0 +1,249 @@
+//! A pool of connections to one backend node (mysql_async), with session-state sync and an
+//! RAII guard.
+//!
+//! Contract: connections are not reset when returned (that would cost a round trip per
+//! statement); instead the pool remembers what session state each connection carries and
+//! [`PooledConn::sync`] brings a connection to the state a client session expects before the
+//! session uses it. Waits are bounded by the pool wait timeout: a dead node answers with an
+//! error in time, never a hang.
+
+use super::error::BackendError;
+use crate::config::BackendConfig;
+use crate::metrics::PoolMetrics;
+use dashmap::DashMap;
+use futures_util::FutureExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The session state a backend connection must carry for a client session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionSync {
+    pub db: Option<String>,
+    /// SET statements to replay, in order, on a connection fresh from COM_RESET_CONNECTION.
+    pub sets: Arc<Vec<String>>,
+    /// Fingerprint of `sets` (0 when empty).
+    pub sets_hash: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Applied {
+    db: Option<String>,
+    sets_hash: u64,
+}
+
+pub(super) struct NodeInner {
+    pub shard: String,
+    pub addr: String,
+    pools: [Pool; 2],
+    applied: DashMap<u32, Applied>,
+    metrics: PoolMetrics,
+    wait_timeout: Duration,
+    pub query_timeout: Option<Duration>,
+}
+
+/// Pools to one node: one for clients that want CLIENT_FOUND_ROWS, one for those that don't.
+#[derive(Clone)]
+pub struct NodePool {
+    inner: Arc<NodeInner>,
+}
+
+impl NodePool {
+    pub fn new(shard: &str, addr: &str, cfg: &BackendConfig, password: &str, metrics: PoolMetrics) -> Result<NodePool, String> {
+        let (host, port) = crate::config::parse_host_port(addr)?;
+        let constraints = PoolConstraints::new(cfg.pool_min, cfg.pool_max)
+            .ok_or_else(|| "backend.pool_min must not exceed backend.pool_max".to_string())?;
+        let pool_opts = PoolOpts::default()
+            .with_constraints(constraints)
+            .with_reset_connection(false)
+            .with_inactive_connection_ttl(Duration::from_millis(cfg.idle_timeout_ms))
+            .with_ttl_check_interval(Duration::from_secs(30));
+        let make = |found_rows: bool| {
+            let opts: Opts = OptsBuilder::default()
+                .ip_or_hostname(host.clone())
+                .tcp_port(port)
+                .user(Some(cfg.user.clone()))
+                .pass(Some(password.to_string()))
+                .tcp_nodelay(true)
+                .prefer_socket(false)
+                .client_found_rows(found_rows)
+                .stmt_cache_size(256)
+                .pool_opts(pool_opts.clone())
+                .into();
+            Pool::new(opts)
+        };
+        let wait_ms = cfg.pool_wait_timeout_ms.max(cfg.connect_timeout_ms);
+        Ok(NodePool {
+            inner: Arc::new(NodeInner {
+                shard: shard.to_string(),
+                addr: addr.to_string(),
+                pools: [make(false), make(true)],
+                applied: DashMap::new(),
+                metrics,
+                wait_timeout: Duration::from_millis(wait_ms),
+                query_timeout: (cfg.query_timeout_ms > 0).then(|| Duration::from_millis(cfg.query_timeout_ms)),
+            }),
+        })
+    }
+
+    pub fn shard(&self) -> &str {
+        &self.inner.shard
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    pub fn query_timeout(&self) -> Option<Duration> {
+        self.inner.query_timeout
+    }
+
+    /// Takes a connection, waiting at most the pool wait timeout.
+    pub async fn acquire(&self, found_rows: bool) -> Result<PooledConn, BackendError> {
+        let pool = &self.inner.pools[usize::from(found_rows)];
+        let fut = pool.get_conn();
+        tokio::pin!(fut);
+        let result = match (&mut fut).now_or_never() {
+            Some(r) => r,
+            None => {
+                self.inner.metrics.waits.increment(1);
+                match tokio::time::timeout(self.inner.wait_timeout, fut).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        let m = pool.metrics();
+                        let busy = m.connections_in_use.load(std::sync::atomic::Ordering::Relaxed);
+                        let waited_ms = self.inner.wait_timeout.as_millis() as u64;
+                        return Err(if busy > 0 {
+                            BackendError::PoolExhausted { shard: self.inner.shard.clone(), addr: self.inner.addr.clone(), waited_ms }
+                        } else {
+                            BackendError::Unavailable {
+                                shard: self.inner.shard.clone(),
+                                addr: self.inner.addr.clone(),
+                                reason: format!("no answer within {waited_ms} ms"),
+                            }
+                        });
+                    }
+                }
+            }
+        };
+        let conn = result.map_err(|e| BackendError::Unavailable {
+            shard: self.inner.shard.clone(),
+            addr: self.inner.addr.clone(),
+            reason: e.to_string(),
+        })?;
+        self.inner.metrics.in_use.increment(1.0);
+        Ok(PooledConn { conn: Some(conn), node: self.inner.clone() })
+    }
+
+    /// Refreshes the pool-size gauges from mysql_async's counters.
+    pub fn report(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let size: usize = self.inner.pools.iter().map(|p| p.metrics().connection_count.load(Relaxed)).sum();
+        self.inner.metrics.size.set(size as f64);
+    }
+
+    pub fn retried(&self) {
+        self.inner.metrics.retries.increment(1);
+    }
+
+    /// Closes every pooled connection (shutdown).
+    pub async fn disconnect(&self) {
+        for p in &self.inner.pools {
+            let _ = tokio::time::timeout(Duration::from_secs(2), p.clone().disconnect()).await;
+        }
+    }
+}
+
+/// A connection lent out by a [`NodePool`]; returns to the pool when dropped.
+pub struct PooledConn {
+    conn: Option<Conn>,
+    node: Arc<NodeInner>,
+}
+
+impl PooledConn {
+    pub fn conn(&mut self) -> &mut Conn {
+        // Invariant: `conn` is Some until drop or `discard`, which consume self.
+        self.conn.as_mut().expect("PooledConn used after discard")
+    }
+
+    pub fn shard(&self) -> &str {
+        &self.node.shard
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.node.addr
+    }
+
+    pub fn query_timeout(&self) -> Option<Duration> {
+        self.node.query_timeout
+    }
+
+    /// Brings this connection to the session state `want`: reset if it carries another
+    /// session's settings, replay SETs, select the database.
+    pub async fn sync(&mut self, want: &SessionSync) -> Result<(), BackendError> {
+        let id = self.conn().id();
+        let have = self.node.applied.get(&id).map(|a| a.clone()).unwrap_or_default();
+        if have.sets_hash == want.sets_hash && (want.db.is_none() || have.db == want.db) {
+            return Ok(());
+        }
+        let (shard, addr) = (self.node.shard.clone(), self.node.addr.clone());
+        let err = |e| BackendError::from_mysql(e, &shard, &addr);
+        let mut db = have.db.clone();
+        if have.sets_hash != want.sets_hash {
+            if have.sets_hash != 0 {
+                self.conn().reset().await.map_err(err)?;
+            }
+            if !want.sets.is_empty() {
+                let sql = want.sets.join(";\n");
+                self.conn().query_drop(sql).await.map_err(err)?;
+            }
+        }
+        if let Some(want_db) = &want.db {
+            if db.as_ref() != Some(want_db) {
+                self.conn().query_drop(format!("USE {}", quote_ident(want_db))).await.map_err(err)?;
+                db = Some(want_db.clone());
+            }
+        }
+        self.node.applied.insert(id, Applied { db, sets_hash: want.sets_hash });
+        Ok(())
+    }
+
+    /// Records that the session changed the connection's state itself (USE, SET) so that
+    /// the next sync does not redo it.
+    pub fn note_state(&mut self, want: &SessionSync) {
+        let id = self.conn().id();
+        self.node.applied.insert(id, Applied { db: want.db.clone(), sets_hash: want.sets_hash });
+    }
+
+    /// Marks the connection as carrying unknown state (a statement failed midway): the next
+    /// user resets it.
+    pub fn note_unknown_state(&mut self) {
+        let id = self.conn().id();
+        self.node.applied.insert(id, Applied { db: None, sets_hash: u64::MAX });
+    }
+
+    /// Closes the connection instead of returning it (it broke or timed out mid-statement).
+    pub fn discard(mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.node.applied.remove(&conn.id());
+            self.node.metrics.in_use.decrement(1.0);
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(1), conn.disconnect()).await;
+            });
+        }
+    }
+}
+
+impl Drop for PooledConn {
+    fn drop(&mut self) {
+        if self.conn.take().is_some() {
+            self.node.metrics.in_use.decrement(1.0);
+        }
+    }
+}
+
+/// Backtick-quotes an identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}

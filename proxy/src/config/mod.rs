@@ -1,0 +1,328 @@
+//! Node configuration: the TOML file an operator writes, parsed with unknown keys refused,
+//! defaults filled in and `validate()` run before anything starts.
+//!
+//! Contract: a `Config` that left `Config::load` is valid; every error names the key at fault.
+//! Secrets (client users' password hashes) live in a separate users file, see [`users`].
+
+pub mod users;
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use users::{UserEntry, Users};
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), message: message.into() }
+}
+
+/// The whole node configuration (`slotgate.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeConfig,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    pub backend: BackendConfig,
+    pub shards: Vec<ShardConfig>,
+    pub routing: RoutingConfig,
+}
+
+/// `[node]`: this process's identity, listeners and limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    #[serde(default = "default_node_id")]
+    pub id: u64,
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: SocketAddr,
+    /// Bearer token required by the admin endpoints that change or reveal state.
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    /// Path of the users file; relative paths are taken from the config file's directory.
+    pub users_file: PathBuf,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
+    /// Version string sent in the handshake. It must look like MariaDB's so that drivers pick
+    /// the MariaDB dialect the backends speak.
+    #[serde(default = "default_server_version")]
+    pub server_version: String,
+    /// Largest packet a client may send (bytes), like MariaDB's `max_allowed_packet`.
+    #[serde(default = "default_max_allowed_packet")]
+    pub max_allowed_packet: usize,
+}
+
+/// `[tls]`: certificate and key for clients that ask for TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `[backend]`: how the proxy logs in to the shards and sizes its pools.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    pub user: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// File holding the backend password (first line), instead of `password`.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub pool_min: usize,
+    #[serde(default = "default_pool_max")]
+    pub pool_max: usize,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Longest wait for a backend's answer (first packet or next row); 0 waits for ever.
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
+    /// Longest wait for a free pooled connection when the pool is at `pool_max`.
+    #[serde(default = "default_pool_wait_timeout_ms")]
+    pub pool_wait_timeout_ms: u64,
+    /// Pooled connections idle longer than this are closed (keep it below the shards' wait_timeout).
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+}
+
+/// `[[shards]]`: one shard and its nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardConfig {
+    pub id: String,
+    pub primary: String,
+    #[serde(default)]
+    pub replicas: Vec<String>,
+}
+
+/// `[routing]`: where statements go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Shard that receives every statement until shard-aware routing lands.
+    pub default_shard: String,
+}
+
+fn default_node_id() -> u64 {
+    1
+}
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 6033))
+}
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9033))
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_shutdown_timeout_ms() -> u64 {
+    10_000
+}
+fn default_server_version() -> String {
+    format!("5.5.5-10.11.0-MariaDB-slotgate-{}", env!("CARGO_PKG_VERSION"))
+}
+fn default_max_allowed_packet() -> usize {
+    64 * 1024 * 1024
+}
+fn default_pool_max() -> usize {
+    64
+}
+fn default_connect_timeout_ms() -> u64 {
+    3_000
+}
+fn default_query_timeout_ms() -> u64 {
+    60_000
+}
+fn default_pool_wait_timeout_ms() -> u64 {
+    5_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    300_000
+}
+
+impl Config {
+    /// Reads, parses and validates a config file; relative paths inside it are resolved
+    /// against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let mut config = Config::parse(&text)
+            .map_err(|message| ConfigError::Parse { path: path.to_path_buf(), message })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        config.resolve_paths(base);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (no validation).
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.node.users_file);
+        if let Some(f) = self.backend.password_file.as_mut() {
+            join(f);
+        }
+        if let Some(tls) = self.tls.as_mut() {
+            join(&mut tls.cert);
+            join(&mut tls.key);
+        }
+    }
+
+    /// Checks what serde cannot: references between sections, ranges, non-empty names.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node.max_connections == 0 {
+            return Err(invalid("node.max_connections", "must be at least 1"));
+        }
+        if self.node.max_allowed_packet < 1024 || self.node.max_allowed_packet > 1 << 30 {
+            return Err(invalid("node.max_allowed_packet", "must be between 1024 and 1073741824"));
+        }
+        if self.node.server_version.is_empty() || self.node.server_version.contains('\0') {
+            return Err(invalid("node.server_version", "must be a non-empty string without NUL"));
+        }
+        if self.node.admin_token.as_deref() == Some("") {
+            return Err(invalid("node.admin_token", "must not be empty; remove the key to disable"));
+        }
+        if self.backend.user.is_empty() {
+            return Err(invalid("backend.user", "must not be empty"));
+        }
+        if self.backend.password.is_some() && self.backend.password_file.is_some() {
+            return Err(invalid("backend.password_file", "set either password or password_file, not both"));
+        }
+        if self.backend.pool_max == 0 {
+            return Err(invalid("backend.pool_max", "must be at least 1"));
+        }
+        if self.backend.pool_min > self.backend.pool_max {
+            return Err(invalid("backend.pool_min", "must not exceed backend.pool_max"));
+        }
+        if self.backend.connect_timeout_ms == 0 {
+            return Err(invalid("backend.connect_timeout_ms", "must be at least 1"));
+        }
+        if self.shards.is_empty() {
+            return Err(invalid("shards", "at least one [[shards]] entry is required"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, shard) in self.shards.iter().enumerate() {
+            if shard.id.is_empty() {
+                return Err(invalid(format!("shards[{i}].id"), "must not be empty"));
+            }
+            if !seen.insert(shard.id.as_str()) {
+                return Err(invalid(format!("shards[{i}].id"), format!("duplicate shard id {:?}", shard.id)));
+            }
+            for (key, addr) in std::iter::once(("primary".to_string(), &shard.primary))
+                .chain(shard.replicas.iter().enumerate().map(|(j, r)| (format!("replicas[{j}]"), r)))
+            {
+                parse_host_port(addr)
+                    .map_err(|m| invalid(format!("shards[{i}].{key}"), m))?;
+            }
+        }
+        if !seen.contains(self.routing.default_shard.as_str()) {
+            return Err(invalid(
+                "routing.default_shard",
+                format!("no shard with id {:?} in [[shards]]", self.routing.default_shard),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The backend password, read from `password_file` when that is set.
+    pub fn backend_password(&self) -> Result<String, ConfigError> {
+        match (&self.backend.password, &self.backend.password_file) {
+            (Some(p), _) => Ok(p.clone()),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                Ok(text.lines().next().unwrap_or("").to_string())
+            }
+            (None, None) => Ok(String::new()),
+        }
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.node.shutdown_timeout_ms)
+    }
+}
+
+/// Splits `host:port`; the port is required.
+pub fn parse_host_port(addr: &str) -> Result<(String, u16), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{addr:?} is not host:port"))?;
+    let port: u16 = port.parse().map_err(|_| format!("{addr:?} has no valid port"))?;
+    if host.is_empty() {
+        return Err(format!("{addr:?} has no host"));
+    }
+    Ok((host.trim_matches(|c| c == '[' || c == ']').to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[node]
+users_file = "users.toml"
+[backend]
+user = "app"
+password = "pw"
+[[shards]]
+id = "s0"
+primary = "127.0.0.1:3306"
+[routing]
+default_shard = "s0"
+"#;
+
+    #[test]
+    fn good_config_gets_defaults() {
+        let c = Config::parse(GOOD).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.node.listen.port(), 6033);
+        assert_eq!(c.node.admin_listen.port(), 9033);
+        assert_eq!(c.backend.pool_max, 64);
+    }
+
+    #[test]
+    fn unknown_key_is_refused_by_name() {
+        let text = GOOD.replace("user = \"app\"", "user = \"app\"\npool_size = 3");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.contains("pool_size"), "{err}");
+    }
+
+    #[test]
+    fn unknown_default_shard_names_the_key() {
+        let c = Config::parse(&GOOD.replace("default_shard = \"s0\"", "default_shard = \"s9\"")).unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("routing.default_shard"), "{err}");
+    }
+
+    #[test]
+    fn bad_address_names_the_key() {
+        let c = Config::parse(&GOOD.replace("127.0.0.1:3306", "localhost")).unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("shards[0].primary"), "{err}");
+    }
+}

@@ -1,0 +1,109 @@
+//! Decoding of the command phase: one client packet into one [`Command`].
+//!
+//! Contract: never panics on any input; a packet that is too short or inconsistent becomes
+//! `Err(ClientError)` (ER_MALFORMED_PACKET) that the caller sends back.
+
+use crate::error::ClientError;
+use bytes::BytesMut;
+
+pub const COM_QUIT: u8 = 0x01;
+pub const COM_INIT_DB: u8 = 0x02;
+pub const COM_QUERY: u8 = 0x03;
+pub const COM_PING: u8 = 0x0e;
+pub const COM_CHANGE_USER: u8 = 0x11;
+pub const COM_STMT_PREPARE: u8 = 0x16;
+pub const COM_STMT_EXECUTE: u8 = 0x17;
+pub const COM_STMT_SEND_LONG_DATA: u8 = 0x18;
+pub const COM_STMT_CLOSE: u8 = 0x19;
+pub const COM_STMT_RESET: u8 = 0x1a;
+pub const COM_SET_OPTION: u8 = 0x1b;
+pub const COM_RESET_CONNECTION: u8 = 0x1f;
+
+/// A decoded client command. Payloads borrow nothing: the packet buffer is reused.
+#[derive(Debug)]
+pub enum Command {
+    Quit,
+    InitDb(String),
+    Query(BytesMut),
+    Ping,
+    ChangeUser(BytesMut),
+    Prepare(BytesMut),
+    Execute(BytesMut),
+    SendLongData { stmt_id: u32, param: u16, data: BytesMut },
+    Close(u32),
+    Reset(u32),
+    SetOption(u16),
+    ResetConnection,
+    Unknown(u8),
+}
+
+fn text(body: &[u8], what: &str) -> Result<String, ClientError> {
+    String::from_utf8(body.to_vec())
+        .map_err(|_| ClientError::malformed(&format!("{what} is not valid UTF-8")))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+impl Command {
+    pub fn parse(mut packet: BytesMut) -> Result<Command, ClientError> {
+        if packet.is_empty() {
+            return Err(ClientError::malformed("empty command packet"));
+        }
+        let code = packet[0];
+        let body = packet.split_off(1);
+        Ok(match code {
+            COM_QUIT => Command::Quit,
+            COM_INIT_DB => Command::InitDb(text(&body, "database name")?),
+            COM_QUERY => Command::Query(body),
+            COM_PING => Command::Ping,
+            COM_CHANGE_USER => Command::ChangeUser(body),
+            COM_STMT_PREPARE => Command::Prepare(body),
+            COM_STMT_EXECUTE => Command::Execute(body),
+            COM_STMT_SEND_LONG_DATA => {
+                let stmt_id = u32_at(&body, 0).ok_or_else(|| ClientError::malformed("COM_STMT_SEND_LONG_DATA too short"))?;
+                let param = body
+                    .get(4..6)
+                    .map(|s| u16::from_le_bytes([s[0], s[1]]))
+                    .ok_or_else(|| ClientError::malformed("COM_STMT_SEND_LONG_DATA too short"))?;
+                let mut body = body;
+                let data = body.split_off(6);
+                Command::SendLongData { stmt_id, param, data }
+            }
+            COM_STMT_CLOSE => Command::Close(u32_at(&body, 0).ok_or_else(|| ClientError::malformed("COM_STMT_CLOSE too short"))?),
+            COM_STMT_RESET => Command::Reset(u32_at(&body, 0).ok_or_else(|| ClientError::malformed("COM_STMT_RESET too short"))?),
+            COM_SET_OPTION => Command::SetOption(
+                body.get(0..2)
+                    .map(|s| u16::from_le_bytes([s[0], s[1]]))
+                    .ok_or_else(|| ClientError::malformed("COM_SET_OPTION too short"))?,
+            ),
+            COM_RESET_CONNECTION => Command::ResetConnection,
+            other => Command::Unknown(other),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_packets_are_errors_not_panics() {
+        for code in 0u8..=0xff {
+            let _ = Command::parse(BytesMut::from(&[code][..]));
+            let _ = Command::parse(BytesMut::from(&[code, 1][..]));
+        }
+        assert!(Command::parse(BytesMut::new()).is_err());
+        assert!(Command::parse(BytesMut::from(&[COM_STMT_CLOSE, 1, 2][..])).is_err());
+    }
+
+    #[test]
+    fn query_text() {
+        match Command::parse(BytesMut::from(&b"\x03SELECT 1"[..])).unwrap() {
+            Command::Query(q) => assert_eq!(&q[..], b"SELECT 1"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(Command::parse(BytesMut::from(&[0x04u8][..])).unwrap(), Command::Unknown(4)));
+    }
+}

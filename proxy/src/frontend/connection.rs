@@ -1,0 +1,305 @@
+//! One client connection from greeting to close: handshake, then the command loop.
+//!
+//! Contract: every command gets exactly one answer (or none, for those the protocol leaves
+//! unanswered); malformed commands get an ERR and the loop goes on; a broken stream, a
+//! too-large packet or cancellation closes only this connection. The handler is always told
+//! `on_close` at the end.
+
+use super::change_user;
+use super::command::Command;
+use super::execute::{self, ParamType};
+use super::handshake::{self, FrontendConfig, HandshakeError, Login};
+use super::reply::Reply;
+use super::stream::{Io, PacketStream, StreamError};
+use super::Handler;
+use crate::error::{codes, ClientError, ErrorKind};
+use crate::metrics::{CommandLabel, Metrics};
+use mysql_common::constants::CapabilityFlags;
+use mysql_common::packets::AuthPlugin;
+use std::collections::HashMap;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What the frontend remembers of a prepared statement.
+#[derive(Default)]
+struct StmtMeta {
+    num_params: usize,
+    bound: Option<Vec<ParamType>>,
+    long_data: HashMap<u16, Vec<u8>>,
+    long_data_bytes: usize,
+}
+
+struct ConnState {
+    login: Login,
+    multi_statements: bool,
+    stmts: HashMap<u32, StmtMeta>,
+}
+
+/// Serves one client until it quits, fails, or `cancel` fires between commands.
+pub async fn serve<H: Handler>(
+    io: Box<dyn Io>,
+    cfg: &FrontendConfig,
+    connection_id: u32,
+    peer_host: &str,
+    handler: &mut H,
+    metrics: &Metrics,
+    cancel: &CancellationToken,
+) -> Result<(), StreamError> {
+    let stream = PacketStream::new(io, cfg.max_allowed_packet);
+    let (mut stream, login) = match handshake::handshake(stream, cfg, connection_id, peer_host).await {
+        Ok(x) => x,
+        Err(HandshakeError::Refused(e)) => {
+            metrics.error(e.kind);
+            tracing::info!(code = e.code, "login refused: {}", e.message);
+            return Ok(());
+        }
+        Err(HandshakeError::Closed) => return Ok(()),
+        Err(HandshakeError::Stream(e)) => return Err(e),
+    };
+    tracing::debug!(user = %login.user, tls = login.tls, "authenticated");
+    let caps = login.capabilities;
+    let mut state = ConnState {
+        multi_statements: caps.contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS),
+        login,
+        stmts: HashMap::new(),
+    };
+    {
+        let mut reply = Reply::new(&mut stream, caps, state.multi_statements);
+        let r = handler.on_connect(&state.login, &mut reply).await;
+        let refused = reply.errored.take();
+        r?;
+        stream.flush().await?;
+        if let Some(e) = refused {
+            metrics.error(e.kind);
+            handler.on_close().await;
+            return Ok(());
+        }
+    }
+    if caps.contains(CapabilityFlags::CLIENT_COMPRESS) {
+        stream.enable_compression();
+    }
+    let result = command_loop(&mut stream, cfg, peer_host, handler, metrics, cancel, &mut state).await;
+    handler.on_close().await;
+    result
+}
+
+async fn command_loop<H: Handler>(
+    stream: &mut PacketStream,
+    cfg: &FrontendConfig,
+    peer_host: &str,
+    handler: &mut H,
+    metrics: &Metrics,
+    cancel: &CancellationToken,
+    state: &mut ConnState,
+) -> Result<(), StreamError> {
+    loop {
+        stream.reset_seq();
+        let packet = tokio::select! {
+            p = stream.read() => p,
+            _ = cancel.cancelled() => return Ok(()),
+        };
+        let packet = match packet {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(()),
+            Err(StreamError::TooLarge) => {
+                let e = ClientError::new(
+                    ErrorKind::Protocol,
+                    codes::ER_NET_PACKET_TOO_LARGE,
+                    b"08S01",
+                    format!("Got a packet bigger than 'max_allowed_packet' bytes ({}); send smaller statements or raise node.max_allowed_packet", cfg.max_allowed_packet),
+                );
+                metrics.error(e.kind);
+                let _ = stream.send(super::packets::err(&e)).await;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let started = Instant::now();
+        let command = match Command::parse(packet) {
+            Ok(c) => c,
+            Err(e) => {
+                metrics.error(e.kind);
+                stream.send(super::packets::err(&e)).await?;
+                continue;
+            }
+        };
+        if matches!(command, Command::Quit) {
+            return Ok(());
+        }
+        let caps = state.login.capabilities;
+        let mut reply = Reply::new(stream, caps, state.multi_statements);
+        let label = dispatch(command, cfg, peer_host, handler, state, &mut reply).await?;
+        reply.write_deferred(None).await?;
+        let errored = reply.errored.take();
+        let close = reply.close_after;
+        if let Some(d) = reply.described.take() {
+            state.stmts.insert(d.stmt_id, StmtMeta { num_params: d.num_params, ..StmtMeta::default() });
+        }
+        stream.flush().await?;
+        if let Some(label) = label {
+            if let Some(e) = &errored {
+                metrics.error(e.kind);
+            }
+            metrics.command(label, errored.is_none(), started.elapsed().as_secs_f64());
+        }
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+/// Runs one command; returns the metric label, or `None` for commands without an answer.
+async fn dispatch<H: Handler>(
+    command: Command,
+    cfg: &FrontendConfig,
+    peer_host: &str,
+    handler: &mut H,
+    state: &mut ConnState,
+    reply: &mut Reply<'_>,
+) -> Result<Option<CommandLabel>, StreamError> {
+    let label = match command {
+        Command::Quit => return Ok(None),
+        Command::Query(sql) => {
+            handler.on_query(&sql, reply).await?;
+            CommandLabel::Query
+        }
+        Command::Prepare(sql) => {
+            handler.on_prepare(&sql, reply).await?;
+            CommandLabel::Prepare
+        }
+        Command::Execute(body) => {
+            let parsed = execute::stmt_id(&body).and_then(|id| {
+                let meta = state
+                    .stmts
+                    .get_mut(&id)
+                    .ok_or_else(|| ClientError::unknown_statement(id, "mysqld_stmt_execute"))?;
+                if meta.long_data_bytes > cfg.max_allowed_packet {
+                    meta.long_data.clear();
+                    meta.long_data_bytes = 0;
+                    return Err(ClientError::new(
+                        ErrorKind::Protocol,
+                        codes::ER_NET_PACKET_TOO_LARGE,
+                        b"08S01",
+                        "Parameter data sent with COM_STMT_SEND_LONG_DATA is larger than max_allowed_packet",
+                    ));
+                }
+                meta.long_data_bytes = 0;
+                execute::parse_execute(&body, meta.num_params, &mut meta.bound, &mut meta.long_data)
+            });
+            match parsed {
+                Ok(req) => handler.on_execute(req.stmt_id, req.params, reply).await?,
+                Err(e) => reply.error(&e).await?,
+            }
+            CommandLabel::Execute
+        }
+        Command::SendLongData { stmt_id, param, data } => {
+            // No answer; errors surface at execute, as in MariaDB.
+            if let Some(meta) = state.stmts.get_mut(&stmt_id) {
+                if meta.long_data_bytes <= cfg.max_allowed_packet {
+                    meta.long_data_bytes += data.len();
+                    meta.long_data.entry(param).or_default().extend_from_slice(&data);
+                }
+            }
+            return Ok(None);
+        }
+        Command::Close(stmt_id) => {
+            state.stmts.remove(&stmt_id);
+            handler.on_close_statement(stmt_id).await;
+            return Ok(None);
+        }
+        Command::Reset(stmt_id) => {
+            match state.stmts.get_mut(&stmt_id) {
+                Some(meta) => {
+                    meta.long_data.clear();
+                    meta.long_data_bytes = 0;
+                    reply.ok(&Default::default(), handler.status()).await?;
+                }
+                None => reply.error(&ClientError::unknown_statement(stmt_id, "mysqld_stmt_reset")).await?,
+            }
+            CommandLabel::Other
+        }
+        Command::InitDb(db) => {
+            handler.on_init_db(&db, reply).await?;
+            CommandLabel::InitDb
+        }
+        Command::Ping => {
+            handler.on_ping(reply).await?;
+            CommandLabel::Ping
+        }
+        Command::SetOption(option) => {
+            match option {
+                0 | 1 => {
+                    state.multi_statements = option == 0;
+                    reply.eof(handler.status()).await?;
+                }
+                _ => {
+                    reply
+                        .error(&ClientError::new(ErrorKind::Protocol, codes::ER_UNKNOWN_COM_ERROR, b"08S01", format!("Unknown COM_SET_OPTION value {option}")))
+                        .await?
+                }
+            }
+            CommandLabel::Other
+        }
+        Command::ResetConnection => {
+            state.stmts.clear();
+            state.multi_statements = state.login.capabilities.contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS);
+            handler.on_reset_connection(reply).await?;
+            CommandLabel::Other
+        }
+        Command::ChangeUser(body) => {
+            change_user_cmd(&body, cfg, peer_host, handler, state, reply).await?;
+            CommandLabel::Other
+        }
+        Command::Unknown(code) => {
+            reply.error(&ClientError::unknown_command(code)).await?;
+            CommandLabel::Other
+        }
+    };
+    Ok(Some(label))
+}
+
+async fn change_user_cmd<H: Handler>(
+    body: &[u8],
+    cfg: &FrontendConfig,
+    peer_host: &str,
+    handler: &mut H,
+    state: &mut ConnState,
+    reply: &mut Reply<'_>,
+) -> Result<(), StreamError> {
+    let caps = state.login.capabilities;
+    let req = match change_user::parse(body, caps) {
+        Ok(r) => r,
+        Err(e) => return reply.error(&e).await,
+    };
+    let native = match req.plugin.as_deref() {
+        None | Some("") => true,
+        Some(p) => AuthPlugin::from_bytes(p.as_bytes()) == AuthPlugin::MysqlNativePassword,
+    };
+    let (scramble, token) = if native {
+        (state.login.scramble, req.auth_response.clone())
+    } else {
+        let fresh = super::auth::new_scramble();
+        let token = match reply_auth_switch(reply, &fresh).await {
+            Ok(t) => t,
+            Err(HandshakeError::Stream(e)) => return Err(e),
+            Err(_) => return Ok(()),
+        };
+        (fresh, token)
+    };
+    if let Err(e) = handshake::check_password(&cfg.users, &req.user, peer_host, &scramble, &token, state.login.tls) {
+        return reply.error(&e).await;
+    }
+    state.login.user = req.user;
+    state.login.db = req.db;
+    state.login.scramble = scramble;
+    if let Some(c) = req.collation {
+        state.login.collation = c;
+    }
+    state.stmts.clear();
+    state.multi_statements = caps.contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS);
+    handler.on_change_user(&state.login, reply).await
+}
+
+async fn reply_auth_switch(reply: &mut Reply<'_>, scramble: &[u8; 20]) -> Result<Vec<u8>, HandshakeError> {
+    reply.auth_switch(scramble).await
+}

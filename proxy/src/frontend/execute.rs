@@ -1,0 +1,150 @@
+//! COM_STMT_EXECUTE parameters: the packet mysql_common can only write, read here.
+//!
+//! Contract: `parse_execute` never panics; it needs the statement's parameter count and the
+//! types bound by an earlier execute (clients send types only when they change), and fills in
+//! values sent before with COM_STMT_SEND_LONG_DATA.
+
+use crate::error::ClientError;
+use mysql_common::constants::{ColumnFlags, ColumnType};
+use mysql_common::io::ParseBuf;
+use mysql_common::value::{BinValue, Value, ValueDeserializer};
+use std::collections::HashMap;
+
+/// A parameter's type as the client bound it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamType {
+    pub column_type: ColumnType,
+    pub unsigned: bool,
+}
+
+/// A decoded execute request.
+#[derive(Debug)]
+pub struct ExecuteRequest {
+    pub stmt_id: u32,
+    pub params: Vec<Value>,
+}
+
+/// Reads the statement id (to look the statement up before the full parse).
+pub fn stmt_id(body: &[u8]) -> Result<u32, ClientError> {
+    body.get(0..4)
+        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        .ok_or_else(|| ClientError::malformed("COM_STMT_EXECUTE too short"))
+}
+
+/// Parses the parameters of a COM_STMT_EXECUTE body (after the command byte).
+pub fn parse_execute(
+    body: &[u8],
+    num_params: usize,
+    bound: &mut Option<Vec<ParamType>>,
+    long_data: &mut HashMap<u16, Vec<u8>>,
+) -> Result<ExecuteRequest, ClientError> {
+    let bad = |what: &str| ClientError::malformed(&format!("COM_STMT_EXECUTE: {what}"));
+    let stmt_id = stmt_id(body)?;
+    // flags (1) and iteration count (4) follow the id.
+    let mut at = 9usize;
+    if body.len() < at {
+        return Err(bad("packet too short"));
+    }
+    if num_params == 0 {
+        return Ok(ExecuteRequest { stmt_id, params: Vec::new() });
+    }
+    let bitmap_len = num_params.div_ceil(8);
+    let bitmap = body.get(at..at + bitmap_len).ok_or_else(|| bad("NULL bitmap missing"))?;
+    at += bitmap_len;
+    let new_bound = *body.get(at).ok_or_else(|| bad("new-params-bound flag missing"))?;
+    at += 1;
+    if new_bound == 1 {
+        let types = body.get(at..at + 2 * num_params).ok_or_else(|| bad("parameter types missing"))?;
+        at += 2 * num_params;
+        let parsed = types
+            .chunks_exact(2)
+            .map(|t| {
+                ColumnType::try_from(t[0])
+                    .map(|column_type| ParamType { column_type, unsigned: t[1] & 0x80 != 0 })
+                    .map_err(|_| bad(&format!("unknown parameter type {}", t[0])))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        *bound = Some(parsed);
+    }
+    let types = bound.as_ref().ok_or_else(|| bad("parameters were never bound"))?;
+    if types.len() != num_params {
+        return Err(bad("bound parameter count differs from the statement's"));
+    }
+    let mut buf = ParseBuf(body.get(at..).unwrap_or(&[]));
+    let mut params = Vec::with_capacity(num_params);
+    for (i, ty) in types.iter().enumerate() {
+        if bitmap[i / 8] & (1 << (i % 8)) != 0 {
+            params.push(Value::NULL);
+            continue;
+        }
+        if let Some(data) = long_data.remove(&(i as u16)) {
+            params.push(Value::Bytes(data));
+            continue;
+        }
+        if ty.column_type == ColumnType::MYSQL_TYPE_NULL {
+            params.push(Value::NULL);
+            continue;
+        }
+        let flags = if ty.unsigned { ColumnFlags::UNSIGNED_FLAG } else { ColumnFlags::empty() };
+        let v: ValueDeserializer<BinValue> = buf
+            .parse((ty.column_type, flags))
+            .map_err(|_| bad(&format!("value of parameter {} is truncated", i + 1)))?;
+        params.push(v.0);
+    }
+    long_data.clear();
+    Ok(ExecuteRequest { stmt_id, params })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(bound: bool, types: &[(u8, u8)], nulls: u8, values: &[u8]) -> Vec<u8> {
+        let mut p = vec![7, 0, 0, 0, 0, 1, 0, 0, 0, nulls, u8::from(bound)];
+        if bound {
+            for (t, f) in types {
+                p.push(*t);
+                p.push(*f);
+            }
+        }
+        p.extend_from_slice(values);
+        p
+    }
+
+    #[test]
+    fn decodes_ints_strings_and_nulls() {
+        let mut bound = None;
+        let mut long = HashMap::new();
+        // LONGLONG 5, NULL, VAR_STRING "ab"
+        let mut vals = 5i64.to_le_bytes().to_vec();
+        vals.extend_from_slice(&[2, b'a', b'b']);
+        let p = packet(true, &[(8, 0), (8, 0), (253, 0)], 0b010, &vals);
+        let r = parse_execute(&p, 3, &mut bound, &mut long).unwrap();
+        assert_eq!(r.stmt_id, 7);
+        assert_eq!(r.params, vec![Value::Int(5), Value::NULL, Value::Bytes(b"ab".to_vec())]);
+        // Second execute reuses the bound types.
+        let p2 = packet(false, &[], 0b110, &6i64.to_le_bytes());
+        let r2 = parse_execute(&p2, 3, &mut bound, &mut long).unwrap();
+        assert_eq!(r2.params, vec![Value::Int(6), Value::NULL, Value::NULL]);
+    }
+
+    #[test]
+    fn truncated_or_unbound_is_an_error_not_a_panic() {
+        let mut long = HashMap::new();
+        let p = packet(true, &[(8, 0)], 0, &[1, 2]);
+        assert!(parse_execute(&p, 1, &mut None, &mut long).is_err());
+        let p = packet(false, &[], 0, &[1]);
+        assert!(parse_execute(&p, 1, &mut None, &mut long).is_err());
+        for cut in 0..p.len() {
+            let _ = parse_execute(&p[..cut], 1, &mut None, &mut long);
+        }
+    }
+
+    #[test]
+    fn long_data_fills_the_parameter() {
+        let mut long = HashMap::from([(0u16, b"big".to_vec())]);
+        let p = packet(true, &[(252, 0)], 0, &[]);
+        let r = parse_execute(&p, 1, &mut None, &mut long).unwrap();
+        assert_eq!(r.params, vec![Value::Bytes(b"big".to_vec())]);
+    }
+}

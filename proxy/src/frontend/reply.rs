@@ -1,0 +1,159 @@
+//! Typed writer for one command's answer, so that a handler cannot write a wrong sequence:
+//! OK, ERR, a result set (columns, rows, terminator), or a prepared statement's description.
+//!
+//! Contract: knows the negotiated capabilities (EOF vs OK terminators); records whether an
+//! error was sent (for metrics) and the parameter count of statements it described, which the
+//! connection needs to decode COM_STMT_EXECUTE.
+
+use super::packets::{self, OkInfo};
+use super::stream::{PacketStream, StreamError};
+use crate::error::ClientError;
+use mysql_common::constants::{CapabilityFlags, StatusFlags};
+use mysql_common::packets::Column;
+use mysql_common::value::Value;
+
+/// A prepared statement the frontend described to the client.
+#[derive(Debug, Clone, Copy)]
+pub struct Described {
+    pub stmt_id: u32,
+    pub num_params: usize,
+}
+
+pub struct Reply<'a> {
+    stream: &'a mut PacketStream,
+    capabilities: CapabilityFlags,
+    multi_statements: bool,
+    pub(super) errored: Option<ClientError>,
+    pub(super) described: Option<Described>,
+    deferred: Option<(LastPacket, StatusFlags)>,
+    pub(super) close_after: bool,
+}
+
+/// The final packet of an answer, held back until the final status is known.
+#[derive(Debug)]
+pub enum LastPacket {
+    Ok(OkInfo),
+    EndRows(u16),
+}
+
+impl<'a> Reply<'a> {
+    pub(super) fn new(stream: &'a mut PacketStream, capabilities: CapabilityFlags, multi_statements: bool) -> Self {
+        Reply { stream, capabilities, multi_statements, errored: None, described: None, deferred: None, close_after: false }
+    }
+
+    fn deprecate_eof(&self) -> bool {
+        self.capabilities.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
+    }
+
+    /// The negotiated capabilities (e.g. CLIENT_FOUND_ROWS decides affected-row counting).
+    pub fn capabilities(&self) -> CapabilityFlags {
+        self.capabilities
+    }
+
+    /// Closes the client connection once this answer is sent (the session cannot go on,
+    /// e.g. its transaction died with a backend connection).
+    pub fn close_after(&mut self) {
+        self.close_after = true;
+    }
+
+    /// Whether the client allows several statements in one COM_QUERY.
+    pub fn multi_statements(&self) -> bool {
+        self.multi_statements
+    }
+
+    pub async fn ok(&mut self, info: &OkInfo, status: StatusFlags) -> Result<(), StreamError> {
+        self.stream.feed(packets::ok(info, status, false)).await
+    }
+
+    pub async fn error(&mut self, e: &ClientError) -> Result<(), StreamError> {
+        self.errored = Some(e.clone());
+        self.stream.feed(packets::err(e)).await
+    }
+
+    /// Column count and definitions that start a result set.
+    pub async fn columns(&mut self, columns: &[Column], status: StatusFlags) -> Result<(), StreamError> {
+        self.stream.feed(packets::column_count(columns.len())).await?;
+        for c in columns {
+            self.stream.feed(packets::column_def(c)).await?;
+        }
+        if !self.deprecate_eof() {
+            self.stream.feed(packets::eof(0, status)).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn text_row(&mut self, values: &[Value]) -> Result<(), StreamError> {
+        self.stream.feed(packets::text_row(values)).await
+    }
+
+    pub async fn binary_row(&mut self, columns: &[Column], values: &[Value]) -> Result<(), StreamError> {
+        self.stream.feed(packets::binary_row(columns, values)).await
+    }
+
+    /// Ends a result set's rows.
+    pub async fn end_rows(&mut self, warnings: u16, status: StatusFlags) -> Result<(), StreamError> {
+        let packet = if self.deprecate_eof() {
+            packets::ok(&OkInfo { warnings, ..OkInfo::default() }, status, true)
+        } else {
+            packets::eof(warnings, status)
+        };
+        self.stream.feed(packet).await
+    }
+
+    /// Holds back the final packet of an answer; `fallback` is its status if
+    /// [`Reply::write_deferred`] learns none.
+    pub fn defer_last(&mut self, packet: LastPacket, fallback: StatusFlags) {
+        self.deferred = Some((packet, fallback));
+    }
+
+    /// Writes the held-back final packet (if any) with `status`, or its fallback status.
+    pub async fn write_deferred(&mut self, status: Option<StatusFlags>) -> Result<(), StreamError> {
+        if let Some((packet, fallback)) = self.deferred.take() {
+            let status = status.unwrap_or(fallback) - StatusFlags::SERVER_MORE_RESULTS_EXISTS;
+            match packet {
+                LastPacket::Ok(info) => self.ok(&info, status).await?,
+                LastPacket::EndRows(w) => self.end_rows(w, status).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The answer to COM_SET_OPTION: EOF, or its OK form under CLIENT_DEPRECATE_EOF.
+    pub async fn eof(&mut self, status: StatusFlags) -> Result<(), StreamError> {
+        self.end_rows(0, status).await
+    }
+
+    /// Describes a prepared statement (COM_STMT_PREPARE's answer).
+    pub async fn prepared(
+        &mut self,
+        stmt_id: u32,
+        params: &[Column],
+        columns: &[Column],
+        warnings: u16,
+        status: StatusFlags,
+    ) -> Result<(), StreamError> {
+        let (np, nc) = (params.len().min(u16::MAX as usize) as u16, columns.len().min(u16::MAX as usize) as u16);
+        self.stream.feed(packets::stmt_prepare_ok(stmt_id, nc, np, warnings)).await?;
+        for group in [params, columns] {
+            if group.is_empty() {
+                continue;
+            }
+            for c in group {
+                self.stream.feed(packets::column_def(c)).await?;
+            }
+            if !self.deprecate_eof() {
+                self.stream.feed(packets::eof(0, status)).await?;
+            }
+        }
+        self.described = Some(Described { stmt_id, num_params: params.len() });
+        Ok(())
+    }
+}
+
+impl Reply<'_> {
+    /// Mid-command auth switch (COM_CHANGE_USER with a non-native plugin).
+    pub(super) async fn auth_switch(&mut self, scramble: &[u8; 20]) -> Result<Vec<u8>, super::handshake::HandshakeError> {
+        self.stream.flush().await?;
+        super::handshake::auth_switch(self.stream, scramble).await
+    }
+}

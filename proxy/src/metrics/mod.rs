@@ -1,0 +1,190 @@
+//! Every metric slotgate exports, named in one place, with handles registered once.
+//!
+//! Contract: no other module calls `metrics::counter!` and friends; they hold a [`Metrics`]
+//! (cheap to clone) and bump its handles. The recorder is local to a node (no global), so
+//! several nodes can run in one test process.
+
+use crate::error::ErrorKind;
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use std::sync::Arc;
+
+pub const CLIENT_CONNECTIONS: &str = "slotgate_client_connections";
+pub const CLIENT_CONNECTIONS_TOTAL: &str = "slotgate_client_connections_total";
+pub const QUERIES_TOTAL: &str = "slotgate_queries_total";
+pub const QUERY_DURATION_SECONDS: &str = "slotgate_query_duration_seconds";
+pub const ERRORS_TOTAL: &str = "slotgate_errors_total";
+pub const BACKEND_POOL_SIZE: &str = "slotgate_backend_pool_size";
+pub const BACKEND_POOL_IN_USE: &str = "slotgate_backend_pool_in_use";
+pub const BACKEND_POOL_WAITS_TOTAL: &str = "slotgate_backend_pool_waits_total";
+pub const BACKEND_RETRIES_TOTAL: &str = "slotgate_backend_retries_total";
+
+/// Latency buckets in seconds: 50 µs to 30 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0, 30.0,
+];
+
+/// Protocol commands counted separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandLabel {
+    Query,
+    Prepare,
+    Execute,
+    Ping,
+    InitDb,
+    Other,
+}
+
+impl CommandLabel {
+    const ALL: [CommandLabel; 6] = [
+        CommandLabel::Query,
+        CommandLabel::Prepare,
+        CommandLabel::Execute,
+        CommandLabel::Ping,
+        CommandLabel::InitDb,
+        CommandLabel::Other,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            CommandLabel::Query => "query",
+            CommandLabel::Prepare => "prepare",
+            CommandLabel::Execute => "execute",
+            CommandLabel::Ping => "ping",
+            CommandLabel::InitDb => "init_db",
+            CommandLabel::Other => "other",
+        }
+    }
+}
+
+struct CommandHandles {
+    ok: Counter,
+    error: Counter,
+    latency: Histogram,
+}
+
+/// Per-backend-node pool handles.
+#[derive(Clone)]
+pub struct PoolMetrics {
+    pub size: Gauge,
+    pub in_use: Gauge,
+    pub waits: Counter,
+    pub retries: Counter,
+}
+
+struct Inner {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    client_connections: Gauge,
+    client_connections_total: Counter,
+    commands: Vec<CommandHandles>,
+    errors: Vec<Counter>,
+}
+
+/// The node's metric handles and its Prometheus renderer.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .map(|b| b.build_recorder())
+            // Only fails on an empty bucket list, which LATENCY_BUCKETS is not.
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        let (client_connections, client_connections_total, commands, errors) =
+            metrics::with_local_recorder(&recorder, || {
+                metrics::describe_gauge!(CLIENT_CONNECTIONS, "Client connections open now.");
+                metrics::describe_counter!(CLIENT_CONNECTIONS_TOTAL, "Client connections accepted.");
+                metrics::describe_counter!(QUERIES_TOTAL, "Client commands by command and outcome.");
+                metrics::describe_histogram!(QUERY_DURATION_SECONDS, "Client command latency, seconds.");
+                metrics::describe_counter!(ERRORS_TOTAL, "Errors returned to clients, by kind.");
+                metrics::describe_gauge!(BACKEND_POOL_SIZE, "Backend connections open, per node.");
+                metrics::describe_gauge!(BACKEND_POOL_IN_USE, "Backend connections lent out, per node.");
+                metrics::describe_counter!(BACKEND_POOL_WAITS_TOTAL, "Waits for a free backend connection, per node.");
+                metrics::describe_counter!(BACKEND_RETRIES_TOTAL, "Statements retried on a fresh connection after a dead pooled one.");
+                let commands = CommandLabel::ALL
+                    .iter()
+                    .map(|c| CommandHandles {
+                        ok: metrics::counter!(QUERIES_TOTAL, "command" => c.label(), "outcome" => "ok"),
+                        error: metrics::counter!(QUERIES_TOTAL, "command" => c.label(), "outcome" => "error"),
+                        latency: metrics::histogram!(QUERY_DURATION_SECONDS, "command" => c.label()),
+                    })
+                    .collect();
+                let errors = ErrorKind::ALL
+                    .iter()
+                    .map(|k| metrics::counter!(ERRORS_TOTAL, "kind" => k.label()))
+                    .collect();
+                (
+                    metrics::gauge!(CLIENT_CONNECTIONS),
+                    metrics::counter!(CLIENT_CONNECTIONS_TOTAL),
+                    commands,
+                    errors,
+                )
+            });
+        Metrics {
+            inner: Arc::new(Inner {
+                recorder,
+                handle,
+                client_connections,
+                client_connections_total,
+                commands,
+                errors,
+            }),
+        }
+    }
+
+    /// Handles for one backend node's pool, registered once per node.
+    pub fn pool(&self, shard: &str, node: &str) -> PoolMetrics {
+        let labels = [("shard", shard.to_string()), ("node", node.to_string())];
+        metrics::with_local_recorder(&self.inner.recorder, || PoolMetrics {
+            size: metrics::gauge!(BACKEND_POOL_SIZE, &labels),
+            in_use: metrics::gauge!(BACKEND_POOL_IN_USE, &labels),
+            waits: metrics::counter!(BACKEND_POOL_WAITS_TOTAL, &labels),
+            retries: metrics::counter!(BACKEND_RETRIES_TOTAL, &labels),
+        })
+    }
+
+    pub fn connection_opened(&self) {
+        self.inner.client_connections.increment(1.0);
+        self.inner.client_connections_total.increment(1);
+    }
+
+    pub fn connection_closed(&self) {
+        self.inner.client_connections.decrement(1.0);
+    }
+
+    /// Records one finished client command.
+    pub fn command(&self, command: CommandLabel, ok: bool, seconds: f64) {
+        let idx = CommandLabel::ALL.iter().position(|c| *c == command).unwrap_or(5);
+        let h = &self.inner.commands[idx];
+        if ok { h.ok.increment(1) } else { h.error.increment(1) }
+        h.latency.record(seconds);
+    }
+
+    pub fn error(&self, kind: ErrorKind) {
+        if let Some(i) = ErrorKind::ALL.iter().position(|k| *k == kind) {
+            self.inner.errors[i].increment(1);
+        }
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.inner.handle.render()
+    }
+
+    /// Drains histogram samples into buckets; call every few seconds.
+    pub fn upkeep(&self) {
+        self.inner.handle.run_upkeep();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,251 @@
+//! A slotgate node: the MySQL listener, the admin listener, and their shutdown.
+//!
+//! Contract: `Node::start` binds both listeners (port 0 allowed, for tests) and returns a
+//! handle; nothing is global, so several nodes run in one process. Shutdown stops accepting,
+//! lets each connection finish its current statement up to the timeout, then closes the rest.
+
+use crate::admin::{self, AdminState};
+use crate::backend::Backends;
+use crate::config::{Config, Users};
+use crate::error::ClientError;
+use crate::frontend::{self, FrontendConfig};
+use crate::metrics::Metrics;
+use crate::session::Session;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("backend pools: {0}")]
+    Backends(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// A running node.
+pub struct NodeHandle {
+    pub mysql_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub metrics: Metrics,
+    cancel: CancellationToken,
+    hard: CancellationToken,
+    tracker: TaskTracker,
+    ready: Arc<AtomicBool>,
+    backends: Backends,
+    shutdown_timeout: Duration,
+}
+
+pub struct Node;
+
+impl Node {
+    pub async fn start(config: Config, users: Users) -> Result<NodeHandle, NodeError> {
+        let metrics = Metrics::new();
+        let password = config.backend_password()?;
+        let backends = Backends::new(&config, &password, &metrics).map_err(NodeError::Backends)?;
+        let tls = match &config.tls {
+            Some(t) => Some(load_tls(&t.cert, &t.key)?),
+            None => None,
+        };
+        let frontend = FrontendConfig {
+            server_version: config.node.server_version.clone(),
+            users: Arc::new(users),
+            tls,
+            max_allowed_packet: config.node.max_allowed_packet,
+        };
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr).await.map_err(|source| NodeError::Bind { addr, source })
+        };
+        let listener = bind(config.node.listen).await?;
+        let admin_listener = bind(config.node.admin_listen).await?;
+        let mysql_addr = listener.local_addr().map_err(|source| NodeError::Bind { addr: config.node.listen, source })?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .map_err(|source| NodeError::Bind { addr: config.node.admin_listen, source })?;
+
+        let cancel = CancellationToken::new();
+        let hard = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let ready = Arc::new(AtomicBool::new(true));
+
+        let admin_state = AdminState {
+            metrics: metrics.clone(),
+            backends: backends.clone(),
+            ready: ready.clone(),
+            token: config.node.admin_token.as_deref().map(Arc::from),
+        };
+        let admin_cancel = cancel.clone();
+        tracker.spawn(async move {
+            let app = admin::router(admin_state);
+            let _ = axum::serve(admin_listener, app)
+                .with_graceful_shutdown(async move { admin_cancel.cancelled().await })
+                .await;
+        });
+        let upkeep_metrics = metrics.clone();
+        let upkeep_cancel = cancel.clone();
+        tracker.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => upkeep_metrics.upkeep(),
+                    _ = upkeep_cancel.cancelled() => return,
+                }
+            }
+        });
+
+        let acceptor = Acceptor {
+            frontend: Arc::new(frontend),
+            backends: backends.clone(),
+            metrics: metrics.clone(),
+            cancel: cancel.clone(),
+            hard: hard.clone(),
+            tracker: tracker.clone(),
+            limit: Arc::new(Semaphore::new(config.node.max_connections)),
+            max_connections: config.node.max_connections,
+            next_id: Arc::new(AtomicU32::new(1)),
+            node_id: config.node.id,
+        };
+        tracker.spawn(acceptor.run(listener));
+        tracing::info!(%mysql_addr, %admin_addr, node = config.node.id, "slotgate node listening");
+        Ok(NodeHandle {
+            mysql_addr,
+            admin_addr,
+            metrics,
+            cancel,
+            hard,
+            tracker,
+            ready,
+            backends,
+            shutdown_timeout: config.shutdown_timeout(),
+        })
+    }
+}
+
+impl NodeHandle {
+    /// Stops accepting, waits for running statements up to the shutdown timeout, closes.
+    pub async fn shutdown(self) {
+        self.ready.store(false, Ordering::Relaxed);
+        self.cancel.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(self.shutdown_timeout, self.tracker.wait()).await.is_err() {
+            tracing::warn!("shutdown timeout reached; closing the remaining connections");
+            self.hard.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.tracker.wait()).await;
+        }
+        self.backends.disconnect().await;
+        tracing::info!("slotgate node stopped");
+    }
+}
+
+struct Acceptor {
+    frontend: Arc<FrontendConfig>,
+    backends: Backends,
+    metrics: Metrics,
+    cancel: CancellationToken,
+    hard: CancellationToken,
+    tracker: TaskTracker,
+    limit: Arc<Semaphore>,
+    max_connections: usize,
+    next_id: Arc<AtomicU32>,
+    node_id: u64,
+}
+
+impl Acceptor {
+    fn connection_id(&self) -> u32 {
+        // Node id in the top byte keeps ids unique across a cluster's nodes.
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed) & 0x00FF_FFFF;
+        ((self.node_id as u32 & 0xFF) << 24) | n.max(1)
+    }
+
+    async fn run(self, listener: TcpListener) {
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = self.cancel.cancelled() => return,
+            };
+            let (socket, peer) = match accepted {
+                Ok(x) => {
+                    backoff = Duration::from_millis(5);
+                    x
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let _ = socket.set_nodelay(true);
+            let permit = match self.limit.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    self.metrics.error(crate::error::ErrorKind::Overload);
+                    let e = ClientError::too_many_connections(self.max_connections);
+                    self.tracker.spawn(refuse(socket, e));
+                    continue;
+                }
+            };
+            let id = self.connection_id();
+            let span = tracing::info_span!("conn", id, %peer);
+            let (frontend, backends, metrics) = (self.frontend.clone(), self.backends.clone(), self.metrics.clone());
+            let (cancel, hard) = (self.cancel.clone(), self.hard.clone());
+            self.tracker.spawn(
+                async move {
+                    metrics.connection_opened();
+                    let mut session = Session::new(backends);
+                    let host = peer.ip().to_string();
+                    let serve = frontend::serve(Box::new(socket), &frontend, id, &host, &mut session, &metrics, &cancel);
+                    tokio::select! {
+                        r = serve => if let Err(e) = r {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        },
+                        _ = hard.cancelled() => {}
+                    }
+                    metrics.connection_closed();
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+    }
+}
+
+/// Greets an over-limit client with ER_CON_COUNT_ERROR and closes.
+async fn refuse(socket: TcpStream, e: ClientError) {
+    let mut stream = frontend::stream::PacketStream::new(Box::new(socket), 1024);
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.send(frontend::packets::err(&e))).await;
+}
+
+fn load_tls(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcceptor, NodeError> {
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| NodeError::Tls(format!("cannot read {}: {e}", p.display())));
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    let certs = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| NodeError::Tls(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(NodeError::Tls(format!("{}: no certificate found", cert.display())));
+    }
+    let key = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|e| NodeError::Tls(format!("{}: {e}", key.display())))?
+        .ok_or_else(|| NodeError::Tls(format!("{}: no private key found", key.display())))?;
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| NodeError::Tls(e.to_string()))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}

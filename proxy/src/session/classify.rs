@@ -1,0 +1,266 @@
+//! What a statement does to session state, read from its leading keywords.
+//!
+//! Contract: pure and total (never panics on any text). It splits a COM_QUERY into
+//! statements (respecting quotes and comments) and tells for each whether it changes the
+//! database, sets a replayable session variable, or leaves state that only its own
+//! connection can hold (temporary tables, locks, user variables, SQL-level PREPARE), in
+//! which case the session keeps that connection. Routing by shard key is not done here.
+
+/// How one statement affects the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// No session effect.
+    None,
+    /// `USE db`.
+    Use(String),
+    /// A session `SET` that can be replayed on another connection (its full text).
+    Set(String),
+    /// State only this connection can hold; the reason is for logs.
+    Sticky(&'static str),
+}
+
+/// Facts about a whole COM_QUERY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    pub effects: Vec<Effect>,
+    /// Mentions LAST_INSERT_ID() or @@identity: needs the session's last insert id.
+    pub reads_last_insert_id: bool,
+}
+
+impl Classified {
+    pub fn statements(&self) -> usize {
+        self.effects.len()
+    }
+}
+
+/// Splits and classifies `sql`.
+pub fn classify(sql: &str) -> Classified {
+    let mut effects = Vec::new();
+    let mut reads_last_insert_id = false;
+    for stmt in split(sql) {
+        let words = words(stmt);
+        reads_last_insert_id |= words.iter().any(|w| {
+            let u = w.to_ascii_uppercase();
+            u == "LAST_INSERT_ID" || u == "@@IDENTITY" || u == "@@LAST_INSERT_ID" || u.ends_with(".LAST_INSERT_ID")
+        });
+        effects.push(effect(stmt, &words));
+    }
+    Classified { effects, reads_last_insert_id }
+}
+
+fn effect(stmt: &str, words: &[&str]) -> Effect {
+    let up = |i: usize| words.get(i).map(|w| w.to_ascii_uppercase()).unwrap_or_default();
+    let any = |pred: &dyn Fn(&str) -> bool| words.iter().any(|w| pred(w));
+    if any(&|w| w == ":=") || any(&|w| w.eq_ignore_ascii_case("GET_LOCK")) {
+        return Effect::Sticky("user variable or named lock");
+    }
+    if any(&|w| w.eq_ignore_ascii_case("SQL_CALC_FOUND_ROWS")) {
+        return Effect::Sticky("SQL_CALC_FOUND_ROWS");
+    }
+    if words.windows(2).any(|p| p[0].eq_ignore_ascii_case("INTO") && p[1].starts_with('@') && !p[1].starts_with("@@")) {
+        return Effect::Sticky("SELECT ... INTO @variable");
+    }
+    match up(0).as_str() {
+        "USE" => match words.get(1) {
+            Some(db) => Effect::Use(unquote(db)),
+            None => Effect::None,
+        },
+        "SET" => set_effect(stmt, words),
+        "CREATE" if up(1) == "TEMPORARY" || (up(1) == "OR" && up(3) == "TEMPORARY") => Effect::Sticky("temporary table"),
+        "LOCK" => Effect::Sticky("LOCK TABLES"),
+        "PREPARE" | "EXECUTE" | "DEALLOCATE" => Effect::Sticky("SQL-level prepared statement"),
+        "HANDLER" => Effect::Sticky("HANDLER"),
+        "XA" => Effect::Sticky("XA transaction"),
+        _ => Effect::None,
+    }
+}
+
+fn set_effect(stmt: &str, words: &[&str]) -> Effect {
+    let second = words.get(1).map(|w| w.to_ascii_uppercase()).unwrap_or_default();
+    match second.as_str() {
+        "GLOBAL" | "PASSWORD" | "STATEMENT" => return Effect::None,
+        "ROLE" | "DEFAULT" => return Effect::Sticky("SET ROLE"),
+        // Without SESSION, SET TRANSACTION applies to the next transaction only.
+        "TRANSACTION" => return Effect::Sticky("SET TRANSACTION for the next transaction"),
+        _ => {}
+    }
+    if second.starts_with("@@GLOBAL.") {
+        return Effect::None;
+    }
+    if words.iter().skip(1).any(|w| w.starts_with('@') && !w.starts_with("@@")) {
+        return Effect::Sticky("user variable");
+    }
+    Effect::Set(stmt.trim().to_string())
+}
+
+fn unquote(ident: &str) -> String {
+    let t = ident.trim_end_matches(';');
+    if t.len() >= 2 && t.starts_with('`') && t.ends_with('`') {
+        t[1..t.len() - 1].replace("``", "`")
+    } else {
+        t.to_string()
+    }
+}
+
+/// Splits on top-level `;`, dropping empty statements.
+pub fn split(sql: &str) -> Vec<&str> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' | b'"' | b'`' => i = skip_quoted(b, i),
+            b'-' if b.get(i + 1) == Some(&b'-') && b.get(i + 2).is_none_or(|c| c.is_ascii_whitespace()) => i = skip_line(b, i),
+            b'#' => i = skip_line(b, i),
+            b'/' if b.get(i + 1) == Some(&b'*') && b.get(i + 2) != Some(&b'!') => i = skip_block(b, i),
+            b';' => {
+                push_nonempty(&mut out, &sql[start..i]);
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    push_nonempty(&mut out, &sql[start..]);
+    out
+}
+
+fn push_nonempty<'a>(out: &mut Vec<&'a str>, s: &'a str) {
+    if !words(s).is_empty() {
+        out.push(s);
+    }
+}
+
+fn skip_quoted(b: &[u8], start: usize) -> usize {
+    let q = b[start];
+    let mut i = start + 1;
+    while i < b.len() {
+        if b[i] == b'\\' && q != b'`' {
+            i += 2;
+        } else if b[i] == q {
+            if b.get(i + 1) == Some(&q) {
+                i += 2;
+            } else {
+                return i + 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+fn skip_line(b: &[u8], start: usize) -> usize {
+    b[start..].iter().position(|c| *c == b'\n').map_or(b.len(), |p| start + p + 1)
+}
+
+fn skip_block(b: &[u8], start: usize) -> usize {
+    let mut i = start + 2;
+    while i + 1 < b.len() {
+        if b[i] == b'*' && b[i + 1] == b'/' {
+            return i + 2;
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+/// The statement's words: identifiers, keywords, `@vars`, `:=`; strings and comments
+/// skipped; the `/*!NNNNN ... */` wrapper of executable comments dropped, its content kept.
+pub fn words(stmt: &str) -> Vec<&str> {
+    let b = stmt.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() || c == b'(' || c == b')' || c == b',' || c == b';' || c == b'=' {
+            i += 1;
+        } else if c == b'\'' || c == b'"' {
+            i = skip_quoted(b, i);
+        } else if c == b'#' || (c == b'-' && b.get(i + 1) == Some(&b'-') && b.get(i + 2).is_none_or(|c| c.is_ascii_whitespace())) {
+            i = skip_line(b, i);
+        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            if b.get(i + 2) == Some(&b'!') {
+                i += 3;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+            } else {
+                i = skip_block(b, i);
+            }
+        } else if c == b'*' && b.get(i + 1) == Some(&b'/') {
+            i += 2;
+        } else if c == b':' && b.get(i + 1) == Some(&b'=') {
+            out.push(&stmt[i..i + 2]);
+            i += 2;
+        } else if c == b'`' {
+            let end = skip_quoted(b, i);
+            out.push(&stmt[i..end]);
+            i = end;
+        } else {
+            let start = i;
+            while i < b.len() {
+                let d = b[i];
+                if d.is_ascii_alphanumeric() || d == b'_' || d == b'@' || d == b'.' || d == b'$' || d >= 0x80 {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            if i == start {
+                i += 1;
+            } else {
+                out.push(&stmt[start..i]);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(sql: &str) -> Effect {
+        let c = classify(sql);
+        assert_eq!(c.statements(), 1, "{sql}");
+        c.effects[0].clone()
+    }
+
+    #[test]
+    fn session_effects() {
+        assert_eq!(one("USE `my``db`"), Effect::Use("my`db".into()));
+        assert_eq!(one("use shop"), Effect::Use("shop".into()));
+        assert_eq!(one("SET NAMES utf8mb4"), Effect::Set("SET NAMES utf8mb4".into()));
+        assert_eq!(one("set sql_mode='ANSI'"), Effect::Set("set sql_mode='ANSI'".into()));
+        assert_eq!(one("/*!40101 SET character_set_client = utf8 */"), Effect::Set("/*!40101 SET character_set_client = utf8 */".into()));
+        assert_eq!(one("SET GLOBAL max_connections=10"), Effect::None);
+        assert!(matches!(one("SET @x = 1"), Effect::Sticky(_)));
+        assert!(matches!(one("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"), Effect::Sticky(_)));
+        assert!(matches!(one("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"), Effect::Set(_)));
+        assert!(matches!(one("CREATE TEMPORARY TABLE t (a int)"), Effect::Sticky(_)));
+        assert!(matches!(one("SELECT GET_LOCK('a', 1)"), Effect::Sticky(_)));
+        assert!(matches!(one("SELECT @a := 1"), Effect::Sticky(_)));
+        assert!(matches!(one("SELECT 1 INTO @a"), Effect::Sticky(_)));
+        assert_eq!(one("SELECT ':=' , 'USE x'"), Effect::None);
+        assert_eq!(one("SELECT * FROM t WHERE a = 1"), Effect::None);
+    }
+
+    #[test]
+    fn splits_respecting_quotes_and_comments() {
+        assert_eq!(split("SELECT 1; SELECT ';'; -- x;\n SELECT 2;").len(), 3);
+        assert_eq!(split("SELECT 'a\\';b'").len(), 1);
+        assert_eq!(split("/* ; */ SELECT 1").len(), 1);
+        assert_eq!(split(" ; ;").len(), 0);
+        assert!(classify("SELECT LAST_INSERT_ID()").reads_last_insert_id);
+        assert!(!classify("SELECT 'LAST_INSERT_ID()'").reads_last_insert_id);
+    }
+
+    #[test]
+    fn total_on_garbage() {
+        for s in ["'", "`", "/*", "/*!", "--", "#", ":", "\u{0}", "SET", "USE", "'\\"] {
+            let _ = classify(s);
+        }
+    }
+}

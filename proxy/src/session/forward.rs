@@ -1,0 +1,212 @@
+//! Streams a backend's answer (every result set of a statement) to the client, row by row.
+//!
+//! Contract: memory stays bounded by one row plus the frontend's write buffer, whatever the
+//! result size. A backend error is written to the client as is; the caller learns whether
+//! the backend connection is still usable, whether the statement can be retried (the pooled
+//! connection was dead before anything was sent) and the backend's final status flags.
+
+use crate::backend::{BackendError, PooledConn};
+use crate::backend::error::is_dead_before_send;
+use crate::error::ClientError;
+use crate::frontend::reply::LastPacket;
+use crate::frontend::{OkInfo, Reply, StreamError};
+use mysql_async::prelude::{Protocol, Queryable};
+use mysql_async::{Params, QueryResult};
+use mysql_common::constants::StatusFlags;
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub enum Request {
+    Text(Arc<[u8]>),
+    Binary(Arc<[u8]>, Params),
+}
+
+/// How a forwarded statement ended.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The backend's status flags after the statement (None if it ended in an error).
+    pub status: Option<StatusFlags>,
+    pub last_insert_id: Option<u64>,
+    /// An error (backend's or proxy's) was written to the client.
+    pub errored: bool,
+    /// The backend connection broke or timed out: do not reuse it.
+    pub broken: bool,
+    /// The pooled connection was dead before the statement reached the server; nothing
+    /// was written to the client, so the statement may be retried on another connection.
+    pub retryable: bool,
+}
+
+async fn timed<T>(
+    limit: Option<Duration>,
+    conn: (&str, &str),
+    fut: impl Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<T, (BackendError, bool)> {
+    let r = match limit {
+        Some(d) => match tokio::time::timeout(d, fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err((
+                    BackendError::Timeout { shard: conn.0.into(), addr: conn.1.into(), timeout_ms: d.as_millis() as u64 },
+                    false,
+                ))
+            }
+        },
+        None => fut.await,
+    };
+    r.map_err(|e| {
+        let dead = is_dead_before_send(&e);
+        (BackendError::from_mysql(e, conn.0, conn.1), dead)
+    })
+}
+
+/// Runs `req` on `pc` and writes the whole answer through `reply`. `status` is the session's
+/// status before the statement, used for packets written before the backend's final status
+/// is known. The final packet carries the backend's true status.
+pub async fn forward(
+    pc: &mut PooledConn,
+    req: &Request,
+    status: StatusFlags,
+    reply: &mut Reply<'_>,
+) -> Result<Outcome, StreamError> {
+    let limit = pc.query_timeout();
+    let ids = (pc.shard().to_string(), pc.addr().to_string());
+    let who = (ids.0.as_str(), ids.1.as_str());
+    let conn = pc.conn();
+    let outcome_or_err = match req {
+        Request::Text(sql) => {
+            let first = timed(limit, who, conn.query_iter(&sql[..])).await;
+            match first {
+                Ok(result) => stream_sets(result, false, status, limit, who, reply).await,
+                Err((e, dead)) => first_error(e, dead, reply).await,
+            }
+        }
+        Request::Binary(sql, params) => {
+            let first = timed(limit, who, conn.exec_iter(Cow::Borrowed(&sql[..]), params.clone())).await;
+            match first {
+                Ok(result) => stream_sets(result, true, status, limit, who, reply).await,
+                Err((e, dead)) => first_error(e, dead, reply).await,
+            }
+        }
+    }
+    .map(|mut o| {
+        if !o.errored && !o.broken {
+            o.status = pc.conn().last_ok_packet().map(|ok| ok.status_flags());
+            o.last_insert_id = pc.conn().last_insert_id();
+        }
+        o
+    })?;
+    let outcome = outcome_or_err;
+    reply.write_deferred(outcome.status).await?;
+    Ok(outcome)
+}
+
+async fn first_error(e: BackendError, dead: bool, reply: &mut Reply<'_>) -> Result<Outcome, StreamError> {
+    if dead {
+        return Ok(Outcome { broken: true, retryable: true, ..Outcome::default() });
+    }
+    let broken = e.is_fatal();
+    reply.error(&ClientError::from(e)).await?;
+    Ok(Outcome { errored: true, broken, ..Outcome::default() })
+}
+
+/// Statuses on intermediate packets: the session's, with MORE_RESULTS as needed.
+fn mid_status(status: StatusFlags, more: bool) -> StatusFlags {
+    let mut s = status - StatusFlags::SERVER_MORE_RESULTS_EXISTS;
+    if more {
+        s |= StatusFlags::SERVER_MORE_RESULTS_EXISTS;
+    }
+    s
+}
+
+async fn stream_sets<P: Protocol>(
+    mut result: QueryResult<'_, 'static, P>,
+    binary: bool,
+    status: StatusFlags,
+    limit: Option<Duration>,
+    who: (&str, &str),
+    reply: &mut Reply<'_>,
+) -> Result<Outcome, StreamError> {
+    let mut outcome = Outcome::default();
+    loop {
+        let Some(columns) = result.columns() else {
+            // Nothing pending: done, or a later result set failed.
+            if !result.is_empty() {
+                if let Err((e, _)) = timed(limit, who, result.next()).await {
+                    outcome.broken = e.is_fatal();
+                    outcome.errored = true;
+                    reply.error(&ClientError::from(e)).await?;
+                }
+            }
+            return Ok(outcome);
+        };
+        if columns.is_empty() {
+            let info = OkInfo {
+                affected_rows: result.affected_rows(),
+                last_insert_id: result.last_insert_id().unwrap_or(0),
+                warnings: result.warnings(),
+                info: result.info().into_owned(),
+            };
+            let more = !result.is_empty();
+            if !more {
+                drop(result);
+                return write_last(reply, Last::Ok(info), status).await.map(|_| outcome);
+            }
+            reply.ok(&info, mid_status(status, true)).await?;
+            if let Err((e, _)) = timed(limit, who, result.next()).await {
+                outcome.broken = e.is_fatal();
+                outcome.errored = true;
+                reply.error(&ClientError::from(e)).await?;
+                return Ok(outcome);
+            }
+            continue;
+        }
+        reply.columns(&columns, mid_status(status, false)).await?;
+        loop {
+            match timed(limit, who, result.next()).await {
+                Ok(Some(row)) => {
+                    let values = row.unwrap();
+                    if binary {
+                        reply.binary_row(&columns, &values).await?;
+                    } else {
+                        reply.text_row(&values).await?;
+                    }
+                }
+                Ok(None) => break,
+                Err((e, _)) => {
+                    // An ERR instead of a row is valid protocol: the client stops reading.
+                    outcome.broken = e.is_fatal();
+                    outcome.errored = true;
+                    reply.error(&ClientError::from(e)).await?;
+                    return Ok(outcome);
+                }
+            }
+        }
+        let warnings = result.warnings();
+        let more = result.columns().is_some() || !result.is_empty();
+        if !more {
+            drop(result);
+            return write_last(reply, Last::Rows(warnings), status).await.map(|_| outcome);
+        }
+        reply.end_rows(warnings, mid_status(status, true)).await?;
+    }
+}
+
+enum Last {
+    Ok(OkInfo),
+    Rows(u16),
+}
+
+/// Holds back the final packet: it must carry the backend's status after the statement,
+/// which can only be read once the result is dropped; `forward` writes it then.
+async fn write_last(reply: &mut Reply<'_>, last: Last, status: StatusFlags) -> Result<(), StreamError> {
+    let packet = match last {
+        Last::Ok(info) => LastPacket::Ok(info),
+        Last::Rows(w) => LastPacket::EndRows(w),
+    };
+    reply.defer_last(packet, status);
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Per-connection session state: user, database, replayable SETs, transaction status,
+//! whether the session holds state only its own backend connection can carry.
+//!
+//! Contract: plain data with no I/O; the session applies it to backend connections through
+//! [`SessionSync`]. The SET list is bounded: past the limit the session pins instead.
+
+use super::classify::Effect;
+use crate::backend::SessionSync;
+use mysql_common::collations::{Collation, CollationId};
+use mysql_common::constants::StatusFlags;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// SETs kept for replay; beyond this the session keeps its connection instead.
+const MAX_SETS: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    pub user: String,
+    pub db: Option<String>,
+    sets: Vec<String>,
+    sync: SessionSync,
+    /// The backend's status flags after the last statement that succeeded.
+    pub status: StatusFlags,
+    /// Why the session must keep its backend connection, if it must.
+    pub sticky: Option<&'static str>,
+    pub last_insert_id: u64,
+}
+
+impl SessionState {
+    pub fn new(user: &str, collation: u16) -> SessionState {
+        let mut s = SessionState {
+            user: user.to_string(),
+            db: None,
+            sets: Vec::new(),
+            sync: SessionSync::default(),
+            status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+            sticky: None,
+            last_insert_id: 0,
+        };
+        if let Some(set) = set_names_for(collation) {
+            s.sets.push(set);
+        }
+        s.rebuild();
+        s
+    }
+
+    fn rebuild(&mut self) {
+        let sets_hash = if self.sets.is_empty() {
+            0
+        } else {
+            let mut h = DefaultHasher::new();
+            self.sets.hash(&mut h);
+            h.finish().max(1)
+        };
+        self.sync = SessionSync { db: self.db.clone(), sets: Arc::new(self.sets.clone()), sets_hash };
+    }
+
+    /// What a backend connection must carry for this session.
+    pub fn sync(&self) -> &SessionSync {
+        &self.sync
+    }
+
+    pub fn set_db(&mut self, db: String) {
+        self.db = Some(db);
+        self.rebuild();
+    }
+
+    /// Records the effects of statements that succeeded.
+    pub fn apply(&mut self, effects: &[Effect]) {
+        let mut changed = false;
+        for e in effects {
+            match e {
+                Effect::None => {}
+                Effect::Use(db) => {
+                    self.db = Some(db.clone());
+                    changed = true;
+                }
+                Effect::Set(text) => {
+                    if self.sets.len() >= MAX_SETS {
+                        self.sticky = Some("too many session variables to replay");
+                    } else {
+                        self.sets.push(text.clone());
+                        changed = true;
+                    }
+                }
+                Effect::Sticky(why) => self.sticky = Some(why),
+            }
+        }
+        if changed {
+            self.rebuild();
+        }
+    }
+
+    /// True while the backend connection must stay with this session.
+    pub fn needs_pin(&self) -> bool {
+        self.sticky.is_some()
+            || self.status.contains(StatusFlags::SERVER_STATUS_IN_TRANS)
+            || !self.status.contains(StatusFlags::SERVER_STATUS_AUTOCOMMIT)
+    }
+
+    /// Status flags for answers: transaction and autocommit state as the backend reported.
+    pub fn client_status(&self) -> StatusFlags {
+        self.status
+            & (StatusFlags::SERVER_STATUS_IN_TRANS
+                | StatusFlags::SERVER_STATUS_AUTOCOMMIT
+                | StatusFlags::SERVER_STATUS_IN_TRANS_READONLY
+                | StatusFlags::SERVER_STATUS_NO_BACKSLASH_ESCAPES
+                | StatusFlags::SERVER_STATUS_ANSI_QUOTES)
+    }
+}
+
+/// `SET NAMES` for a client's handshake collation; `None` for the pools' own utf8mb4_general_ci.
+fn set_names_for(collation: u16) -> Option<String> {
+    match collation {
+        0 | 45 => None,
+        // MySQL 8's utf8mb4_0900_ai_ci and later ids are unknown to MariaDB: keep the charset.
+        255.. => Some("SET NAMES utf8mb4".to_string()),
+        id => {
+            let c = Collation::from(CollationId::from(id));
+            let (cs, coll) = (c.charset(), c.collation());
+            if cs.is_empty() || !cs.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return None;
+            }
+            if coll.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !coll.is_empty() {
+                Some(format!("SET NAMES {cs} COLLATE {coll}"))
+            } else {
+                Some(format!("SET NAMES {cs}"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collation_to_set_names() {
+        assert_eq!(set_names_for(45), None);
+        assert_eq!(set_names_for(8).as_deref(), Some("SET NAMES latin1 COLLATE latin1_swedish_ci"));
+        assert_eq!(set_names_for(255).as_deref(), Some("SET NAMES utf8mb4"));
+    }
+
+    #[test]
+    fn effects_change_fingerprint_and_pinning() {
+        let mut s = SessionState::new("u", 45);
+        assert_eq!(s.sync().sets_hash, 0);
+        assert!(!s.needs_pin());
+        s.apply(&[Effect::Set("SET sql_mode=''".into()), Effect::Use("db".into())]);
+        assert_ne!(s.sync().sets_hash, 0);
+        assert_eq!(s.sync().db.as_deref(), Some("db"));
+        s.status = StatusFlags::SERVER_STATUS_IN_TRANS | StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+        assert!(s.needs_pin());
+        s.status = StatusFlags::empty();
+        assert!(s.needs_pin(), "autocommit off pins");
+        s.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+        s.apply(&[Effect::Sticky("x")]);
+        assert!(s.needs_pin());
+    }
+}
