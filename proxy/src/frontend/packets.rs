@@ -30,7 +30,8 @@ pub fn ok(info: &OkInfo, status: StatusFlags, eof_header: bool) -> Vec<u8> {
     buf.extend_from_slice(&status.bits().to_le_bytes());
     buf.extend_from_slice(&info.warnings.to_le_bytes());
     if !info.info.is_empty() {
-        buf.extend_from_slice(info.info.as_bytes());
+        // Servers write the info as a length-encoded string, and libmariadb reads it so.
+        buf.write_lenenc_str(info.info.as_bytes()).ok();
     }
     buf
 }
