@@ -5,7 +5,7 @@
 //! serialize (ErrPacket, Column, Value) is serialized by it.
 
 use crate::error::ClientError;
-use mysql_common::constants::{ColumnFlags, ColumnType, StatusFlags};
+use mysql_common::constants::{ColumnType, StatusFlags};
 use mysql_common::io::WriteMysqlExt;
 use mysql_common::packets::{Column, ErrPacket, ServerError, SqlState};
 use mysql_common::proto::MySerialize;
@@ -61,10 +61,22 @@ pub fn column_count(n: usize) -> Vec<u8> {
     buf
 }
 
-/// One column definition packet, forwarded exactly as the backend described it.
+/// One column definition packet (Protocol::ColumnDefinition41), forwarded exactly as the
+/// backend described it. Written here because mysql_common 0.37's `Column::serialize` swaps
+/// the character set and column length fields.
 pub fn column_def(col: &Column) -> Vec<u8> {
     let mut buf = Vec::with_capacity(64);
-    col.serialize(&mut buf);
+    buf.write_lenenc_str(b"def").ok();
+    for field in [col.schema_ref(), col.table_ref(), col.org_table_ref(), col.name_ref(), col.org_name_ref()] {
+        buf.write_lenenc_str(field).ok();
+    }
+    buf.push(0x0c);
+    buf.extend_from_slice(&col.character_set().to_le_bytes());
+    buf.extend_from_slice(&col.column_length().to_le_bytes());
+    buf.push(col.column_type() as u8);
+    buf.extend_from_slice(&col.flags().bits().to_le_bytes());
+    buf.push(col.decimals());
+    buf.extend_from_slice(&[0, 0]);
     buf
 }
 
@@ -164,14 +176,6 @@ pub fn stmt_prepare_ok(stmt_id: u32, num_columns: u16, num_params: u16, warnings
     buf
 }
 
-/// A placeholder parameter definition (`?`), as MariaDB describes parameters.
-pub fn param_column() -> Column {
-    Column::new(ColumnType::MYSQL_TYPE_VAR_STRING)
-        .with_name(b"?")
-        .with_flags(ColumnFlags::BINARY_FLAG)
-        .with_character_set(63)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +198,29 @@ mod tests {
     #[test]
     fn text_row_null_and_bytes() {
         assert_eq!(text_row(&[Value::NULL, Value::Bytes(b"ab".to_vec())]), vec![0xFB, 2, b'a', b'b']);
+    }
+
+    #[test]
+    fn column_definition_round_trips_through_mysql_common() {
+        use mysql_common::constants::ColumnFlags;
+        use mysql_common::io::ParseBuf;
+        let col = Column::new(ColumnType::MYSQL_TYPE_LONG)
+            .with_schema(b"shop")
+            .with_table(b"t")
+            .with_org_table(b"t")
+            .with_name(b"id")
+            .with_org_name(b"id")
+            .with_character_set(63)
+            .with_column_length(11)
+            .with_flags(ColumnFlags::NOT_NULL_FLAG | ColumnFlags::PRI_KEY_FLAG)
+            .with_decimals(0);
+        let bytes = column_def(&col);
+        let back: Column = ParseBuf(&bytes).parse(()).unwrap();
+        assert_eq!(back.character_set(), 63);
+        assert_eq!(back.column_length(), 11);
+        assert_eq!(back.name_str(), "id");
+        assert_eq!(back.schema_str(), "shop");
+        assert_eq!(back.flags(), col.flags());
     }
 
     #[test]

@@ -133,13 +133,9 @@ async fn stream_sets<P: Protocol>(
     let mut outcome = Outcome::default();
     loop {
         let Some(columns) = result.columns() else {
-            // Nothing pending: done, or a later result set failed.
-            if !result.is_empty() {
-                if let Err((e, _)) = timed(limit, who, result.next()).await {
-                    outcome.broken = e.is_fatal();
-                    outcome.errored = true;
-                    reply.error(&ClientError::from(e)).await?;
-                }
+            // Nothing pending: done, unless a later result set failed.
+            if let Err(e) = pending_error(&mut result, limit, who).await {
+                return write_error(&mut outcome, e, reply).await;
             }
             return Ok(outcome);
         };
@@ -157,10 +153,7 @@ async fn stream_sets<P: Protocol>(
             }
             reply.ok(&info, mid_status(status, true)).await?;
             if let Err((e, _)) = timed(limit, who, result.next()).await {
-                outcome.broken = e.is_fatal();
-                outcome.errored = true;
-                reply.error(&ClientError::from(e)).await?;
-                return Ok(outcome);
+                return write_error(&mut outcome, e, reply).await;
             }
             continue;
         }
@@ -176,23 +169,42 @@ async fn stream_sets<P: Protocol>(
                     }
                 }
                 Ok(None) => break,
-                Err((e, _)) => {
-                    // An ERR instead of a row is valid protocol: the client stops reading.
-                    outcome.broken = e.is_fatal();
-                    outcome.errored = true;
-                    reply.error(&ClientError::from(e)).await?;
-                    return Ok(outcome);
-                }
+                // An ERR instead of a row is valid protocol: the client stops reading.
+                Err((e, _)) => return write_error(&mut outcome, e, reply).await,
             }
         }
         let warnings = result.warnings();
-        let more = result.columns().is_some() || !result.is_empty();
+        // A failed next result set is only seen by asking for it.
+        let failed_next = match result.columns() {
+            Some(_) => None,
+            None => pending_error(&mut result, limit, who).await.err(),
+        };
+        let more = failed_next.is_some() || result.columns().is_some();
         if !more {
             drop(result);
             return write_last(reply, Last::Rows(warnings), status).await.map(|_| outcome);
         }
         reply.end_rows(warnings, mid_status(status, true)).await?;
+        if let Some(e) = failed_next {
+            return write_error(&mut outcome, e, reply).await;
+        }
     }
+}
+
+/// With no result set pending, surfaces an error the backend sent for the next one.
+async fn pending_error<P: Protocol>(
+    result: &mut QueryResult<'_, 'static, P>,
+    limit: Option<Duration>,
+    who: (&str, &str),
+) -> Result<(), BackendError> {
+    timed(limit, who, result.next()).await.map(|_| ()).map_err(|(e, _)| e)
+}
+
+async fn write_error(outcome: &mut Outcome, e: BackendError, reply: &mut Reply<'_>) -> Result<Outcome, StreamError> {
+    outcome.broken = e.is_fatal();
+    outcome.errored = true;
+    reply.error(&ClientError::from(e)).await?;
+    Ok(std::mem::take(outcome))
 }
 
 enum Last {

@@ -1,0 +1,10 @@
+//! Integration-test support for slotgate: harnesses that start real processes
+//! (MariaDB servers via [`mariadb`], in-process slotgate nodes via [`proxy`]) for the tests in
+//! `tests/tests/`.
+
+pub mod mariadb;
+pub mod proxy;
+pub mod raw;
+
+pub use mariadb::replication::ReplicaStatus;
+pub use mariadb::{MariaDb, MariaDbOptions};

@@ -1,0 +1,93 @@
+//! A bare-bones MySQL client over a TCP socket, to send what real drivers never would:
+//! malformed packets, wrong sequence ids, disconnects mid-result.
+//!
+//! Contract: test-only; panics are fine here, the proxy is what is under test.
+
+use anyhow::{bail, Context};
+use mysql_common::constants::CapabilityFlags;
+use mysql_common::io::ParseBuf;
+use mysql_common::packets::{AuthPlugin, HandshakePacket, HandshakeResponse};
+use mysql_common::proto::MySerialize;
+use mysql_common::scramble::scramble_native;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub struct RawClient {
+    pub stream: TcpStream,
+}
+
+impl RawClient {
+    pub async fn connect(port: u16) -> anyhow::Result<RawClient> {
+        Ok(RawClient { stream: TcpStream::connect(("127.0.0.1", port)).await? })
+    }
+
+    /// Connects and logs in (mysql_native_password, CLIENT_DEPRECATE_EOF off).
+    pub async fn login(port: u16, user: &str, password: &str) -> anyhow::Result<RawClient> {
+        let mut c = RawClient::connect(port).await?;
+        let (_, greeting) = c.read_packet().await?;
+        let hs: HandshakePacket = ParseBuf(&greeting).parse(()).context("greeting")?;
+        let nonce = hs.nonce();
+        let token = scramble_native(&nonce, password.as_bytes()).map(|t| t.to_vec()).unwrap_or_default();
+        let caps = CapabilityFlags::CLIENT_PROTOCOL_41
+            | CapabilityFlags::CLIENT_SECURE_CONNECTION
+            | CapabilityFlags::CLIENT_PLUGIN_AUTH
+            | CapabilityFlags::CLIENT_LONG_PASSWORD
+            | CapabilityFlags::CLIENT_TRANSACTIONS;
+        let resp = HandshakeResponse::new(
+            Some(token),
+            (10, 11, 0),
+            Some(user.as_bytes()),
+            None::<&[u8]>,
+            Some(AuthPlugin::MysqlNativePassword),
+            caps,
+            None,
+            16 * 1024 * 1024,
+        );
+        let mut buf = Vec::new();
+        resp.serialize(&mut buf);
+        c.write_packet(1, &buf).await?;
+        let (_, ok) = c.read_packet().await?;
+        if ok.first() != Some(&0) {
+            bail!("login failed: {:?}", String::from_utf8_lossy(&ok));
+        }
+        Ok(c)
+    }
+
+    pub async fn write_packet(&mut self, seq: u8, payload: &[u8]) -> anyhow::Result<()> {
+        let len = payload.len() as u32;
+        let mut frame = vec![(len & 0xff) as u8, ((len >> 8) & 0xff) as u8, ((len >> 16) & 0xff) as u8, seq];
+        frame.extend_from_slice(payload);
+        self.stream.write_all(&frame).await?;
+        Ok(())
+    }
+
+    /// One packet (no multi-chunk support): (sequence id, payload).
+    pub async fn read_packet(&mut self) -> anyhow::Result<(u8, Vec<u8>)> {
+        let mut head = [0u8; 4];
+        self.stream.read_exact(&mut head).await?;
+        let len = u32::from_le_bytes([head[0], head[1], head[2], 0]) as usize;
+        let mut payload = vec![0u8; len];
+        self.stream.read_exact(&mut payload).await?;
+        Ok((head[3], payload))
+    }
+
+    /// Sends a command packet (sequence 0) and reads the first answer packet.
+    pub async fn command(&mut self, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
+        self.write_packet(0, payload).await?;
+        Ok(self.read_packet().await?.1)
+    }
+
+    /// True once the server closed the connection (read returns EOF or an error).
+    pub async fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), self.stream.read(&mut b)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+}
+
+/// The error code of an ERR packet, if it is one.
+pub fn err_code(packet: &[u8]) -> Option<u16> {
+    (packet.first() == Some(&0xff) && packet.len() >= 3).then(|| u16::from_le_bytes([packet[1], packet[2]]))
+}

@@ -1,0 +1,58 @@
+//! Stock clients through the proxy: the mariadb command-line client and PyMySQL.
+
+use mysql_async::prelude::*;
+use slotgate_tests::mariadb::MariaDb;
+use slotgate_tests::proxy::{TestProxy, PASSWORD, USER};
+use tokio::process::Command;
+
+/// Runs the mariadb client. The proxy runs on this test's runtime, so the child is awaited,
+/// never waited for with a blocking call.
+async fn cli(port: u16, password: &str, args: &[&str]) -> std::process::Output {
+    let bin = ["mariadb", "mysql"]
+        .into_iter()
+        .find(|b| std::process::Command::new(b).arg("--version").output().is_ok())
+        .expect("the mariadb client is missing: apt-get install -y mariadb-client");
+    Command::new(bin)
+        .args(["-h127.0.0.1", &format!("-P{port}"), &format!("-u{USER}"), &format!("-p{password}"), "--batch", "--skip-ssl"])
+        .args(args)
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn mariadb_cli_logs_in_queries_and_is_refused_with_a_wrong_password() {
+    let m = MariaDb::start().await.unwrap();
+    let p = TestProxy::start(&[&m]).await.unwrap();
+    let out = cli(p.mysql_port, PASSWORD, &["-e", "CREATE DATABASE cli; USE cli; CREATE TABLE t (a INT, b VARCHAR(10)); INSERT INTO t VALUES (1,'x'),(2,NULL); SELECT a, b FROM t ORDER BY a; SELECT @@version_comment LIMIT 1;"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("a\tb\n1\tx\n2\tNULL\n"), "{stdout}");
+    // Default database on the command line, compression, and an auth switch from ed25519.
+    let out = cli(p.mysql_port, PASSWORD, &["--compress", "--default-auth=client_ed25519", "cli", "-e", "SELECT COUNT(*) AS n FROM t"]).await;
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n2\n");
+    let out = cli(p.mysql_port, "wrong", &["-e", "SELECT 1"]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ERROR 1045 (28000)"), "{stderr}");
+    // Backend errors arrive with their own code.
+    let out = cli(p.mysql_port, PASSWORD, &["cli", "-e", "SELECT * FROM missing"]).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR 1146 (42S02)"));
+}
+
+#[tokio::test]
+async fn pymysql_works_through_the_proxy() {
+    let m = MariaDb::start().await.unwrap();
+    let p = TestProxy::start(&[&m]).await.unwrap();
+    p.conn(None).await.unwrap().query_drop("CREATE DATABASE py").await.unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/pymysql_check.py");
+    let out = Command::new("python3")
+        .args([script, "127.0.0.1", &p.mysql_port.to_string(), USER, PASSWORD, "py"])
+        .output()
+        .await
+        .expect("python3 is missing");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("pymysql checks passed"), "{stdout}");
+}
