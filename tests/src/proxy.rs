@@ -24,6 +24,8 @@ pub struct ProxyOptions {
     pub node_extra: String,
     pub backend_extra: String,
     pub users_extra: String,
+    /// Whole sections appended to the config (e.g. `[tls]`).
+    pub sections: String,
 }
 
 impl TestProxy {
@@ -46,6 +48,7 @@ impl TestProxy {
             text.push_str(&format!("[[shards]]\nid = \"s{i}\"\nprimary = \"{}\"\n", s.addr()));
         }
         text.push_str("[routing]\ndefault_shard = \"s0\"\n");
+        text.push_str(&opts.sections);
         let config = Config::parse(&text).map_err(anyhow::Error::msg)?;
         config.validate()?;
         let users = Users::parse(&format!(

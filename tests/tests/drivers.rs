@@ -56,3 +56,74 @@ async fn pymysql_works_through_the_proxy() {
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("pymysql checks passed"), "{stdout}");
 }
+
+#[tokio::test]
+async fn load_data_local_infile_streams_the_clients_file() {
+    let m = MariaDb::start().await.unwrap();
+    let p = TestProxy::start(&[&m]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rows.csv");
+    let body: String = (1..=5000).map(|i| format!("{i},name{i}\n")).collect();
+    std::fs::write(&file, body).unwrap();
+    let sql = format!(
+        "CREATE DATABASE ld; CREATE TABLE ld.t (id INT PRIMARY KEY, name VARCHAR(20)); \
+         LOAD DATA LOCAL INFILE '{}' INTO TABLE ld.t FIELDS TERMINATED BY ','; SELECT COUNT(*), MAX(name) FROM ld.t;",
+        file.display()
+    );
+    let out = cli(p.mysql_port, PASSWORD, &["--local-infile=1", "-e", &sql]).await;
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5000\tname999"), "{}", String::from_utf8_lossy(&out.stdout));
+    // Into a missing table: the backend's error, and the connection stays usable.
+    let sql = format!("LOAD DATA LOCAL INFILE '{}' INTO TABLE ld.nope; SELECT 'after'", file.display());
+    let out = cli(p.mysql_port, PASSWORD, &["--local-infile=1", "-e", &sql]).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR 1146"), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut c = p.conn(Some("ld")).await.unwrap();
+    let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM t").await.unwrap();
+    assert_eq!(n, Some(5000));
+}
+
+#[tokio::test]
+async fn tls_from_config_and_require_tls_per_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .await
+        .expect("openssl is missing: apt-get install -y openssl");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let m = MariaDb::start().await.unwrap();
+    let opts = slotgate_tests::proxy::ProxyOptions {
+        sections: format!("[tls]\ncert = \"{}\"\nkey = \"{}\"\n", cert.display(), key.display()),
+        users_extra: format!(
+            "[[users]]\nname = \"secure\"\npassword_hash = \"{}\"\nrequire_tls = true\n",
+            slotgate_proxy::config::users::native_password_hash("pw")
+        ),
+        ..Default::default()
+    };
+    let p = TestProxy::start_with(&[&m], opts).await.unwrap();
+    let run = |user: &'static str, pw: &'static str, tls: bool| {
+        let port = p.mysql_port;
+        async move {
+            Command::new("mariadb")
+                .args(["-h127.0.0.1", &format!("-P{port}"), &format!("-u{user}"), &format!("-p{pw}")])
+                .arg(if tls { "--ssl" } else { "--skip-ssl" })
+                .args(["-e", "status"])
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let out = run("secure", "pw", true).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Cipher in use"), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = run("secure", "pw", false).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR 1045"), "require_tls refuses plain TCP");
+    // Other users may still connect without TLS.
+    let out = run(USER, PASSWORD, false).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

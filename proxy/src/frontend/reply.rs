@@ -118,6 +118,28 @@ impl<'a> Reply<'a> {
         Ok(())
     }
 
+    /// Whether the client accepts LOAD DATA LOCAL INFILE requests.
+    pub fn local_files(&self) -> bool {
+        self.capabilities.contains(CapabilityFlags::CLIENT_LOCAL_FILES)
+    }
+
+    /// Asks the client for a local file (LOAD DATA LOCAL INFILE) and flushes.
+    pub async fn request_file(&mut self, name: &str) -> Result<(), StreamError> {
+        let mut packet = Vec::with_capacity(1 + name.len());
+        packet.push(0xFB);
+        packet.extend_from_slice(name.as_bytes());
+        self.stream.send(packet).await
+    }
+
+    /// The next chunk of the file the client sends; `None` at its empty end packet.
+    pub async fn file_chunk(&mut self) -> Result<Option<bytes::BytesMut>, StreamError> {
+        match self.stream.read().await? {
+            Some(p) if p.is_empty() => Ok(None),
+            Some(p) => Ok(Some(p)),
+            None => Err(StreamError::Io(std::io::ErrorKind::UnexpectedEof.into())),
+        }
+    }
+
     /// The answer to COM_SET_OPTION: EOF, or its OK form under CLIENT_DEPRECATE_EOF.
     pub async fn eof(&mut self, status: StatusFlags) -> Result<(), StreamError> {
         self.end_rows(0, status).await

@@ -25,6 +25,8 @@ pub struct Classified {
     pub effects: Vec<Effect>,
     /// Mentions LAST_INSERT_ID() or @@identity: needs the session's last insert id.
     pub reads_last_insert_id: bool,
+    /// `LOAD DATA LOCAL INFILE 'name'` (alone in its query): the file the client must send.
+    pub local_infile: Option<String>,
 }
 
 impl Classified {
@@ -37,7 +39,12 @@ impl Classified {
 pub fn classify(sql: &str) -> Classified {
     let mut effects = Vec::new();
     let mut reads_last_insert_id = false;
-    for stmt in split(sql) {
+    let statements = split(sql);
+    let local_infile = match statements.as_slice() {
+        [one] => local_infile_name(one),
+        _ => None,
+    };
+    for stmt in statements {
         let words = words(stmt);
         reads_last_insert_id |= words.iter().any(|w| {
             let u = w.to_ascii_uppercase();
@@ -45,7 +52,29 @@ pub fn classify(sql: &str) -> Classified {
         });
         effects.push(effect(stmt, &words));
     }
-    Classified { effects, reads_last_insert_id }
+    Classified { effects, reads_last_insert_id, local_infile }
+}
+
+/// The file name of `LOAD {DATA|XML} [LOW_PRIORITY|CONCURRENT] LOCAL INFILE 'name'`.
+pub fn local_infile_name(stmt: &str) -> Option<String> {
+    let w = words(stmt);
+    let is = |i: usize, k: &str| w.get(i).is_some_and(|x| x.eq_ignore_ascii_case(k));
+    if !is(0, "LOAD") || !(is(1, "DATA") || is(1, "XML")) {
+        return None;
+    }
+    let local = if is(2, "LOCAL") { 2 } else if is(3, "LOCAL") { 3 } else { return None };
+    if !is(local + 1, "INFILE") {
+        return None;
+    }
+    // The name is the first string literal after INFILE.
+    let upper = stmt.to_ascii_uppercase();
+    let at = upper.find("INFILE")? + "INFILE".len();
+    let rest = stmt[at..].trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let end = skip_quoted(rest.as_bytes(), 0);
+    let body = rest.get(1..end.checked_sub(1)?)?;
+    let doubled: String = [quote, quote].iter().collect();
+    Some(body.replace(&doubled, &quote.to_string()).replace("\\\\", "\\"))
 }
 
 fn effect(stmt: &str, words: &[&str]) -> Effect {
@@ -255,6 +284,15 @@ mod tests {
         assert_eq!(split(" ; ;").len(), 0);
         assert!(classify("SELECT LAST_INSERT_ID()").reads_last_insert_id);
         assert!(!classify("SELECT 'LAST_INSERT_ID()'").reads_last_insert_id);
+    }
+
+    #[test]
+    fn local_infile_names() {
+        assert_eq!(classify("LOAD DATA LOCAL INFILE '/tmp/a.csv' INTO TABLE t").local_infile.as_deref(), Some("/tmp/a.csv"));
+        assert_eq!(classify("load data low_priority local infile \"x'y\" into table t").local_infile.as_deref(), Some("x'y"));
+        assert_eq!(classify("LOAD DATA INFILE '/tmp/a.csv' INTO TABLE t").local_infile, None);
+        assert_eq!(classify("LOAD DATA LOCAL INFILE").local_infile, None);
+        assert_eq!(classify("SELECT 1; LOAD DATA LOCAL INFILE 'a' INTO TABLE t").local_infile, None);
     }
 
     #[test]

@@ -13,7 +13,10 @@ use crate::frontend::{OkInfo, Reply, StreamError};
 use mysql_async::prelude::{Protocol, Queryable};
 use mysql_async::{Params, QueryResult};
 use mysql_common::constants::StatusFlags;
+use bytes::Bytes;
+use mysql_async::InfileData;
 use std::borrow::Cow;
+use tokio::sync::{mpsc, Notify};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +72,7 @@ async fn timed<T>(
 pub async fn forward(
     pc: &mut PooledConn,
     req: &Request,
+    local_infile: Option<&str>,
     status: StatusFlags,
     reply: &mut Reply<'_>,
 ) -> Result<Outcome, StreamError> {
@@ -78,7 +82,22 @@ pub async fn forward(
     let conn = pc.conn();
     let outcome_or_err = match req {
         Request::Text(sql) => {
-            let first = timed(limit, who, conn.query_iter(&sql[..])).await;
+            let first = match local_infile {
+                Some(name) if reply.local_files() => {
+                    let (tx, rx) = tokio::sync::mpsc::channel(4);
+                    conn.set_infile_handler(async move { Ok(infile_stream(rx)) });
+                    let done = Notify::new();
+                    let query = async {
+                        let r = timed(limit, who, conn.query_iter(&sql[..])).await;
+                        done.notify_one();
+                        r
+                    };
+                    let (first, pumped) = tokio::join!(query, pump_file(reply, name, tx, &done));
+                    pumped?;
+                    first
+                }
+                _ => timed(limit, who, conn.query_iter(&sql[..])).await,
+            };
             match first {
                 Ok(result) => stream_sets(result, false, status, limit, who, reply).await,
                 Err((e, dead)) => first_error(e, dead, reply).await,
@@ -102,6 +121,33 @@ pub async fn forward(
     let outcome = outcome_or_err;
     reply.write_deferred(outcome.status).await?;
     Ok(outcome)
+}
+
+/// The file data the client sends, as the stream mysql_async forwards to the backend.
+fn infile_stream(rx: mpsc::Receiver<std::io::Result<Bytes>>) -> InfileData {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
+}
+
+/// Asks the client for `name` and passes its chunks to the backend. Once the backend has
+/// answered (e.g. refused the statement), what the client still sends is read and dropped,
+/// so the protocol stays in step.
+async fn pump_file(
+    reply: &mut Reply<'_>,
+    name: &str,
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    backend_done: &Notify,
+) -> Result<(), StreamError> {
+    reply.request_file(name).await?;
+    let mut forwarding = true;
+    while let Some(chunk) = reply.file_chunk().await? {
+        if forwarding {
+            tokio::select! {
+                sent = tx.send(Ok(chunk.freeze())) => forwarding = sent.is_ok(),
+                _ = backend_done.notified() => forwarding = false,
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn first_error(e: BackendError, dead: bool, reply: &mut Reply<'_>) -> Result<Outcome, StreamError> {

@@ -90,7 +90,7 @@ impl Session {
                 Ok(x) => x,
                 Err(e) => return reply.error(&e).await,
             };
-            let outcome = match forward(&mut conn, req, self.state.client_status(), reply).await {
+            let outcome = match forward(&mut conn, req, classified.local_infile.as_deref(), self.state.client_status(), reply).await {
                 Ok(o) => o,
                 Err(e) => {
                     // The client went away mid-answer: the backend connection is mid-result.
@@ -98,7 +98,8 @@ impl Session {
                     return Err(e);
                 }
             };
-            if outcome.retryable && fresh && attempt == 1 {
+            // A LOAD DATA LOCAL file was already read from the client: it cannot be sent twice.
+            if outcome.retryable && fresh && attempt == 1 && classified.local_infile.is_none() {
                 self.pool().retried();
                 conn.discard();
                 continue;
@@ -184,7 +185,7 @@ impl Session {
 
     async fn init_db(&mut self, db: &str, reply: &mut Reply<'_>) -> Result<(), StreamError> {
         let sql: Arc<[u8]> = format!("USE {}", quote_ident(db)).into_bytes().into();
-        let classified = Classified { effects: vec![classify::Effect::Use(db.to_string())], reads_last_insert_id: false };
+        let classified = Classified { effects: vec![classify::Effect::Use(db.to_string())], reads_last_insert_id: false, local_infile: None };
         self.run(&Request::Text(sql), &classified, reply).await
     }
 }
