@@ -1,9 +1,16 @@
 # shellcheck shell=bash
-# Shared helpers for scripts/*.sh and bench/run.sh (sourced, not executed).
+# Shared helpers for scripts/*.sh and bench/run.sh (sourced, not executed; callers set -euo
+# pipefail themselves).
 #
-# Contract: as_root runs a command as root (directly or via sudo); apt_install installs Debian
-# packages, running `apt-get update` once per script; have_mariadbd / mariadbd_path find the
-# server binary in PATH or /usr/sbin (root's PATH on Debian has it, a user's may not).
+# Contract:
+# - packages: as_root CMD (directly or via sudo), apt_install PKG... (`apt-get update` once per
+#   script), mariadbd_path / have_mariadbd (PATH, then /usr/sbin), ensure_mariadb.
+# - processes: pid_alive, wait_for PID|- TIMEOUT DESC CMD... (poll with a deadline, fail fast
+#   when PID exits), stop_pid PID [TIMEOUT] (TERM, then KILL).
+# - network: free_port, port_listening PORT, http_ok HOST:PORT PATH (bash /dev/tcp, no curl).
+# - MariaDB in a directory: mariadb_start DIR SERVER_ID [ARGS...] (sets MARIADB_PORT),
+#   mariadb_sql DIR SQL, mariadb_add_user DIR USER PW, mariadb_stop DIR.
+# - secrets: random_password, native_password_hash PW (MariaDB's PASSWORD() format).
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then

@@ -22,8 +22,13 @@ if ! python3 -c 'import pymysql, sqlalchemy' >/dev/null 2>&1; then
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then
-  echo "== cargo nextest run --workspace --no-fail-fast $*"
-  cargo nextest run --workspace --no-fail-fast "$@"
+  profile=()
+  # CI sets CI=true; use the repo's `ci` nextest profile when there is one.
+  if [ -n "${CI:-}" ] && grep -qs '^\[profile\.ci\]' .config/nextest.toml; then
+    profile=(--profile ci)
+  fi
+  echo "== cargo nextest run --workspace --no-fail-fast ${profile[*]} $*"
+  cargo nextest run --workspace --no-fail-fast "${profile[@]}" "$@"
 else
   echo "== cargo-nextest not installed; cargo test --workspace --no-fail-fast $*"
   cargo test --workspace --no-fail-fast "$@"

@@ -1,1 +1,10 @@
-//! Common types of slotgate shared by the proxy, the meta group and slotctl.
+//! Common types of slotgate shared by the proxy, the meta group and slotctl: the slot
+//! function (a public contract) and the versioned topology.
+//!
+//! Contract: no I/O, no async; everything here is plain data and pure functions.
+
+pub mod slot;
+pub mod topology;
+
+pub use slot::{slot_of, KeyValue};
+pub use topology::{Shard, ShardState, ShardingRule, Topology, TopologyError};

@@ -310,7 +310,7 @@ impl MariaDb {
         let Some(child) = self.child.as_mut() else {
             return Ok(());
         };
-        if child.try_wait()?.is_none() {
+        if child.try_wait().context("checking mariadbd")?.is_none() {
             // The server closes the connection while answering: ignore that error.
             if let Ok(mut conn) = Conn::new(root_opts).await {
                 let _ = conn.query_drop("SHUTDOWN").await;

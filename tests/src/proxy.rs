@@ -62,7 +62,7 @@ impl TestProxy {
 
     /// mysql_async URL through the proxy.
     pub fn url(&self, db: Option<&str>) -> String {
-        format!("mysql://{USER}:{PASSWORD}@127.0.0.1:{}/{}", self.mysql_port, db.unwrap_or(""))
+        format!("mysql://{USER}:{PASSWORD}@127.0.0.1:{}/{}?prefer_socket=false", self.mysql_port, db.unwrap_or(""))
     }
 
     pub fn opts(&self, db: Option<&str>) -> anyhow::Result<mysql_async::Opts> {
