@@ -10,10 +10,10 @@ use std::path::PathBuf;
 #[command(name = "slotgate", version, about = "A shard-aware MySQL routing proxy")]
 struct Cli {
     /// Path of the node's config file (TOML).
-    #[arg(long, short, env = "SLOTGATE_CONFIG", default_value = "config/slotgate.toml")]
+    #[arg(long, short, global = true, env = "SLOTGATE_CONFIG", default_value = "config/slotgate.toml")]
     config: PathBuf,
     /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
