@@ -119,7 +119,10 @@ for n in $(seq 1 "$NODES"); do
     for i in $(seq 0 $((SHARDS - 1))); do
       printf '[[shards]]\nid = "s%d"\nprimary = "%s"\n\n' "$i" "${SHARD_ADDRS[$i]}"
     done
-    printf '[routing]\ndefault_shard = "s0"\n'
+    printf '[routing]\nhome_shard = "s0"\nslot_count = 1024\n\n'
+    # The demo schema (created below through node 1): users sharded by id, orders by user_id.
+    printf '[[routing.rules]]\ndatabase = "demo"\ntable = "users"\ncolumn = "id"\n\n'
+    printf '[[routing.rules]]\ndatabase = "demo"\ntable = "orders"\ncolumn = "user_id"\n'
   } >"$dir/slotgate.toml"
   echo "== starting slotgate node $n" >&2
   # Started directly (no function or subshell in between) so that $! is slotgate's own pid.
@@ -137,6 +140,12 @@ for n in $(seq 1 "$NODES"); do
     exit 1
   fi
 done
+
+# --- demo schema, created through slotgate (DDL is broadcast to every shard) -----------------
+mariadb --skip-ssl -h127.0.0.1 -P6033 -u"$DEMO_USER" -p"$DEMO_PASSWORD" demo -e "
+  CREATE TABLE IF NOT EXISTS users (id BIGINT PRIMARY KEY, name VARCHAR(100), country CHAR(2));
+  CREATE TABLE IF NOT EXISTS orders (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, amount DECIMAL(10,2), KEY (user_id));
+  CREATE TABLE IF NOT EXISTS countries (code CHAR(2) PRIMARY KEY, name VARCHAR(100));"
 
 # --- cluster.json ---------------------------------------------------------------------------
 {
@@ -166,8 +175,14 @@ cat <<EOF
 slotgate demo is up: $NODES nodes, $SHARDS shards (details in .demo/cluster.json, logs in .demo/*/).
 Connect with:
   mariadb -h127.0.0.1 -P6033 -u$DEMO_USER -p$DEMO_PASSWORD demo      (nodes on 6033, 6034, 6035)
+Tables: demo.users (sharded by id), demo.orders (sharded by user_id), demo.countries (home shard s0).
+Try:
+  INSERT INTO users (id, name, country) VALUES (1,'ada','uk'),(2,'bob','fr'),(3,'cy','de'),(4,'dee','jp');
+  SELECT * FROM users WHERE id = 3;                      -- one shard
+  SELECT country, COUNT(*) FROM users GROUP BY country;  -- every shard, merged
 Admin:
   curl http://127.0.0.1:9033/readyz                  (9033, 9034, 9035)
+  curl -s http://127.0.0.1:9033/metrics | grep slotgate_queries_total
 EOF
 if [ "$MODE" = detach ]; then
   echo "Stop with: scripts/demo.sh stop"

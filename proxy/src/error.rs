@@ -18,6 +18,8 @@ pub mod codes {
     pub const ER_WRONG_ARGUMENTS: u16 = 1210;
     pub const ER_NOT_SUPPORTED_YET: u16 = 1235;
     pub const ER_PARSE_ERROR: u16 = 1064;
+    pub const ER_BAD_NULL_ERROR: u16 = 1048;
+    pub const ER_ERROR_DURING_COMMIT: u16 = 1180;
     pub const ER_MALFORMED_PACKET: u16 = 1835;
     pub const ER_STATEMENT_TIMEOUT: u16 = 1969;
     pub const ER_SERVER_SHUTDOWN: u16 = 1053;
@@ -189,6 +191,23 @@ impl From<crate::backend::BackendError> for ClientError {
                 b"70100",
                 format!("Query execution was interrupted: shard {shard} ({addr}) did not answer within {timeout_ms} ms (backend.query_timeout_ms)"),
             ),
+        }
+    }
+}
+
+impl From<crate::router::RouteError> for ClientError {
+    fn from(e: crate::router::RouteError) -> Self {
+        use crate::router::RouteError as R;
+        match e {
+            // The router's message names what is unsupported across shards and what to do.
+            R::NotSupported(message) => ClientError::new(ErrorKind::Unsupported, codes::ER_NOT_SUPPORTED_YET, b"42000", message),
+            R::MissingShardKey { table, column } => ClientError::new(
+                ErrorKind::Unsupported,
+                codes::ER_BAD_NULL_ERROR,
+                b"23000",
+                format!("Column '{column}' cannot be null or missing: it is the shard key of {table}; give every row a value for it"),
+            ),
+            R::Parse(msg) => ClientError::new(ErrorKind::Unsupported, codes::ER_PARSE_ERROR, b"42000", format!("slotgate could not parse the statement: {msg}")),
         }
     }
 }

@@ -10,7 +10,9 @@ use crate::config::{Config, Users};
 use crate::error::ClientError;
 use crate::frontend::{self, FrontendConfig};
 use crate::metrics::Metrics;
-use crate::session::Session;
+use crate::router::ParseCache;
+use crate::session::{Session, Shared};
+use crate::topology::TopologyHandle;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -105,9 +107,17 @@ impl Node {
             }
         });
 
+        let topology = config.topology().map_err(|e| NodeError::Backends(format!("topology: {e}")))?;
+        let shared = Arc::new(Shared {
+            backends: backends.clone(),
+            topology: TopologyHandle::new(topology),
+            parse_cache: ParseCache::new(config.node.parse_cache_size),
+            metrics: metrics.clone(),
+            transaction_mode: config.routing.transaction_mode,
+        });
         let acceptor = Acceptor {
             frontend: Arc::new(frontend),
-            backends: backends.clone(),
+            shared: shared.clone(),
             metrics: metrics.clone(),
             cancel: cancel.clone(),
             hard: hard.clone(),
@@ -151,7 +161,7 @@ impl NodeHandle {
 
 struct Acceptor {
     frontend: Arc<FrontendConfig>,
-    backends: Backends,
+    shared: Arc<Shared>,
     metrics: Metrics,
     cancel: CancellationToken,
     hard: CancellationToken,
@@ -201,12 +211,12 @@ impl Acceptor {
             };
             let id = self.connection_id();
             let span = tracing::info_span!("conn", id, %peer);
-            let (frontend, backends, metrics) = (self.frontend.clone(), self.backends.clone(), self.metrics.clone());
+            let (frontend, shared, metrics) = (self.frontend.clone(), self.shared.clone(), self.metrics.clone());
             let (cancel, hard) = (self.cancel.clone(), self.hard.clone());
             self.tracker.spawn(
                 async move {
                     metrics.connection_opened();
-                    let mut session = Session::new(backends);
+                    let mut session = Session::new(shared);
                     let host = peer.ip().to_string();
                     let serve = frontend::serve(Box::new(socket), &frontend, id, &host, &mut session, &metrics, &cancel);
                     tokio::select! {

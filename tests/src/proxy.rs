@@ -24,6 +24,8 @@ pub struct ProxyOptions {
     pub node_extra: String,
     pub backend_extra: String,
     pub users_extra: String,
+    /// Lines added to `[routing]` (slot_count, transaction_mode, `[[routing.rules]]` last).
+    pub routing_extra: String,
     /// Whole sections appended to the config (e.g. `[tls]`).
     pub sections: String,
 }
@@ -47,7 +49,7 @@ impl TestProxy {
         for (i, s) in shards.iter().enumerate() {
             text.push_str(&format!("[[shards]]\nid = \"s{i}\"\nprimary = \"{}\"\n", s.addr()));
         }
-        text.push_str("[routing]\ndefault_shard = \"s0\"\n");
+        text.push_str(&format!("[routing]\nhome_shard = \"s0\"\n{}\n", opts.routing_extra));
         text.push_str(&opts.sections);
         let config = Config::parse(&text).map_err(anyhow::Error::msg)?;
         config.validate()?;

@@ -308,18 +308,18 @@ async fn compressed_protocol_and_change_user() {
 #[tokio::test]
 async fn metrics_move_and_admin_endpoints_answer() {
     let (_m, p) = setup().await;
-    let before = p.metric("slotgate_queries_total{command=\"query\",outcome=\"ok\"}").await.unwrap();
+    let before = p.metric("slotgate_commands_total{command=\"query\",outcome=\"ok\"}").await.unwrap();
     let mut c = p.conn(None).await.unwrap();
     for _ in 0..5 {
         c.query_drop("SELECT 1").await.unwrap();
     }
     let _ = c.query_drop("SELECT * FROM nowhere.nothing").await;
     let text = p.metrics().await.unwrap();
-    let after = slotgate_tests::proxy::sample(&text, "slotgate_queries_total{command=\"query\",outcome=\"ok\"}");
+    let after = slotgate_tests::proxy::sample(&text, "slotgate_commands_total{command=\"query\",outcome=\"ok\"}");
     assert!(after >= before + 5.0, "{before} -> {after}");
-    assert!(slotgate_tests::proxy::sample(&text, "slotgate_queries_total{command=\"query\",outcome=\"error\"}") >= 1.0);
+    assert!(slotgate_tests::proxy::sample(&text, "slotgate_commands_total{command=\"query\",outcome=\"error\"}") >= 1.0);
     assert!(slotgate_tests::proxy::sample(&text, "slotgate_client_connections") >= 1.0);
-    assert!(text.contains("slotgate_query_duration_seconds_bucket"), "histogram has buckets");
+    assert!(text.contains("slotgate_command_duration_seconds_bucket"), "histogram has buckets");
     assert!(text.contains("slotgate_backend_pool_size{shard=\"s0\""));
     let health = reqwest::get(p.admin_url("/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);

@@ -5,7 +5,7 @@
 
 use mysql_async::Error as MyError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
     /// The backend answered with an error; forwarded unchanged.
     #[error("server error {code} ({state}): {message}")]

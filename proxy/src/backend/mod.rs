@@ -35,7 +35,7 @@ impl Backends {
             .map_err(|e| format!("shard {}: {e}", shard.id))?;
             primaries.insert(shard.id.clone(), pool);
         }
-        Ok(Backends { primaries: Arc::new(primaries), default_shard: config.routing.default_shard.clone() })
+        Ok(Backends { primaries: Arc::new(primaries), default_shard: config.routing.home_shard.clone() })
     }
 
     /// The pool every statement uses until shard-aware routing lands.

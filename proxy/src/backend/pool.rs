@@ -179,6 +179,11 @@ impl PooledConn {
         self.node.query_timeout
     }
 
+    /// Records how long this shard took to answer a statement.
+    pub fn observe(&self, took: Duration) {
+        self.node.metrics.latency.record(took.as_secs_f64());
+    }
+
     /// Brings this connection to the session state `want`: reset if it carries another
     /// session's settings, replay SETs, select the database.
     pub async fn sync(&mut self, want: &SessionSync) -> Result<(), BackendError> {

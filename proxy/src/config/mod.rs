@@ -10,6 +10,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use slotgate_shared::{Shard, ShardState, ShardingRule, Topology, TopologyError};
 
 pub use users::{UserEntry, Users};
 
@@ -66,6 +67,9 @@ pub struct NodeConfig {
     /// Largest packet a client may send (bytes), like MariaDB's `max_allowed_packet`.
     #[serde(default = "default_max_allowed_packet")]
     pub max_allowed_packet: usize,
+    /// Parsed statements kept, by statement text.
+    #[serde(default = "default_parse_cache_size")]
+    pub parse_cache_size: usize,
 }
 
 /// `[tls]`: certificate and key for clients that ask for TLS.
@@ -113,14 +117,47 @@ pub struct ShardConfig {
     pub replicas: Vec<String>,
 }
 
-/// `[routing]`: where statements go.
+/// `[routing]`: slots, sharding rules and where unsharded tables live.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingConfig {
-    /// Shard that receives every statement until shard-aware routing lands.
-    pub default_shard: String,
+    /// Shard holding unsharded tables and statements that touch no table.
+    #[serde(alias = "default_shard")]
+    pub home_shard: String,
+    /// Fixed when the cluster is created; slots are split evenly over `[[shards]]` in order.
+    #[serde(default = "default_slot_count")]
+    pub slot_count: u32,
+    /// What a transaction that reaches a second shard does.
+    #[serde(default)]
+    pub transaction_mode: TransactionMode,
+    /// `[[routing.rules]]`: `database.table` is sharded by `column`.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
 }
 
+/// `multi` opens further shards and commits them one by one; `single` refuses the statement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionMode {
+    #[default]
+    Multi,
+    Single,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub database: String,
+    pub table: String,
+    pub column: String,
+}
+
+fn default_parse_cache_size() -> usize {
+    10_000
+}
+fn default_slot_count() -> u32 {
+    1024
+}
 fn default_node_id() -> u64 {
     1
 }
@@ -240,13 +277,30 @@ impl Config {
                     .map_err(|m| invalid(format!("shards[{i}].{key}"), m))?;
             }
         }
-        if !seen.contains(self.routing.default_shard.as_str()) {
+        if !seen.contains(self.routing.home_shard.as_str()) {
             return Err(invalid(
-                "routing.default_shard",
-                format!("no shard with id {:?} in [[shards]]", self.routing.default_shard),
+                "routing.home_shard",
+                format!("no shard with id {:?} in [[shards]]", self.routing.home_shard),
             ));
         }
+        self.topology().map_err(|e| invalid("routing", e.to_string()))?;
         Ok(())
+    }
+
+    /// The topology this config describes (version 1): slots split evenly over the shards.
+    pub fn topology(&self) -> Result<Topology, TopologyError> {
+        let shards = self
+            .shards
+            .iter()
+            .map(|s| Shard { id: s.id.clone(), state: ShardState::Active, primary: s.primary.clone(), replicas: s.replicas.clone() })
+            .collect();
+        let rules = self
+            .routing
+            .rules
+            .iter()
+            .map(|r| ShardingRule { database: r.database.clone(), table: r.table.clone(), column: r.column.clone() })
+            .collect();
+        Topology::uniform(self.routing.slot_count, shards, &self.routing.home_shard, rules)
     }
 
     /// The backend password, read from `password_file` when that is set.
@@ -313,10 +367,26 @@ default_shard = "s0"
     }
 
     #[test]
-    fn unknown_default_shard_names_the_key() {
+    fn unknown_home_shard_names_the_key() {
         let c = Config::parse(&GOOD.replace("default_shard = \"s0\"", "default_shard = \"s9\"")).unwrap();
         let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("routing.default_shard"), "{err}");
+        assert!(err.contains("routing.home_shard"), "{err}");
+    }
+
+    #[test]
+    fn rules_and_slots_make_a_topology() {
+        let text = GOOD.replace(
+            "default_shard = \"s0\"",
+            "home_shard = \"s0\"\nslot_count = 16\ntransaction_mode = \"single\"\n[[routing.rules]]\ndatabase = \"shop\"\ntable = \"orders\"\ncolumn = \"customer_id\"",
+        );
+        let c = Config::parse(&text).unwrap();
+        c.validate().unwrap();
+        let t = c.topology().unwrap();
+        assert_eq!(t.slot_count, 16);
+        assert_eq!(t.rule("shop", "orders").map(|r| r.column.as_str()), Some("customer_id"));
+        assert_eq!(c.routing.transaction_mode, TransactionMode::Single);
+        let bad = Config::parse(&GOOD.replace("default_shard = \"s0\"", "home_shard = \"s0\"\nslot_count = 0")).unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("slot_count"));
     }
 
     #[test]

@@ -11,8 +11,14 @@ use std::sync::Arc;
 
 pub const CLIENT_CONNECTIONS: &str = "slotgate_client_connections";
 pub const CLIENT_CONNECTIONS_TOTAL: &str = "slotgate_client_connections_total";
+pub const COMMANDS_TOTAL: &str = "slotgate_commands_total";
+pub const COMMAND_DURATION_SECONDS: &str = "slotgate_command_duration_seconds";
 pub const QUERIES_TOTAL: &str = "slotgate_queries_total";
-pub const QUERY_DURATION_SECONDS: &str = "slotgate_query_duration_seconds";
+pub const STATEMENTS_REFUSED_TOTAL: &str = "slotgate_statements_refused_total";
+pub const SHARD_QUERY_DURATION_SECONDS: &str = "slotgate_shard_query_duration_seconds";
+pub const MULTI_SHARD_TRANSACTIONS_TOTAL: &str = "slotgate_multi_shard_transactions_total";
+pub const PARTIAL_COMMITS_TOTAL: &str = "slotgate_partial_commits_total";
+pub const PARSE_CACHE_ENTRIES: &str = "slotgate_parse_cache_entries";
 pub const ERRORS_TOTAL: &str = "slotgate_errors_total";
 pub const BACKEND_POOL_SIZE: &str = "slotgate_backend_pool_size";
 pub const BACKEND_POOL_IN_USE: &str = "slotgate_backend_pool_in_use";
@@ -71,6 +77,38 @@ pub struct PoolMetrics {
     pub in_use: Gauge,
     pub waits: Counter,
     pub retries: Counter,
+    /// Time this shard took to answer routed statements.
+    pub latency: Histogram,
+}
+
+/// Route labels of `slotgate_queries_total`.
+pub const ROUTES: [&str; 5] = ["single", "multi", "scatter", "broadcast", "home"];
+/// Kind labels of `slotgate_queries_total`.
+pub const KINDS: [&str; 4] = ["read", "write", "ddl", "session"];
+/// Reasons of `slotgate_statements_refused_total`.
+pub const REFUSALS: [&str; 4] = ["not_supported", "missing_shard_key", "parse", "single_shard_transaction"];
+
+/// Routing handles, registered once.
+pub struct RoutingMetrics {
+    queries: Vec<Counter>,
+    refused: Vec<Counter>,
+    pub multi_shard_transactions: Counter,
+    pub partial_commits: Counter,
+    pub parse_cache_entries: Gauge,
+}
+
+impl RoutingMetrics {
+    /// Counts one routed statement (`route` from ROUTES, `kind` from KINDS).
+    pub fn routed(&self, route: &str, kind: &str) {
+        let r = ROUTES.iter().position(|x| *x == route).unwrap_or(4);
+        let k = KINDS.iter().position(|x| *x == kind).unwrap_or(3);
+        self.queries[r * KINDS.len() + k].increment(1);
+    }
+
+    pub fn refused(&self, reason: &str) {
+        let i = REFUSALS.iter().position(|x| *x == reason).unwrap_or(0);
+        self.refused[i].increment(1);
+    }
 }
 
 struct Inner {
@@ -80,6 +118,7 @@ struct Inner {
     client_connections_total: Counter,
     commands: Vec<CommandHandles>,
     errors: Vec<Counter>,
+    routing: RoutingMetrics,
 }
 
 /// The node's metric handles and its Prometheus renderer.
@@ -100,8 +139,14 @@ impl Metrics {
             metrics::with_local_recorder(&recorder, || {
                 metrics::describe_gauge!(CLIENT_CONNECTIONS, "Client connections open now.");
                 metrics::describe_counter!(CLIENT_CONNECTIONS_TOTAL, "Client connections accepted.");
-                metrics::describe_counter!(QUERIES_TOTAL, "Client commands by command and outcome.");
-                metrics::describe_histogram!(QUERY_DURATION_SECONDS, "Client command latency, seconds.");
+                metrics::describe_counter!(COMMANDS_TOTAL, "Client protocol commands by command and outcome.");
+                metrics::describe_histogram!(COMMAND_DURATION_SECONDS, "Client command latency, seconds.");
+                metrics::describe_counter!(QUERIES_TOTAL, "Routed statements by route and kind.");
+                metrics::describe_counter!(STATEMENTS_REFUSED_TOTAL, "Statements refused by the router, by reason.");
+                metrics::describe_histogram!(SHARD_QUERY_DURATION_SECONDS, "Time a shard took to answer a routed statement, seconds.");
+                metrics::describe_counter!(MULTI_SHARD_TRANSACTIONS_TOTAL, "Transactions that reached more than one shard.");
+                metrics::describe_counter!(PARTIAL_COMMITS_TOTAL, "Multi-shard commits that committed on some shards only.");
+                metrics::describe_gauge!(PARSE_CACHE_ENTRIES, "Statements in the parse cache.");
                 metrics::describe_counter!(ERRORS_TOTAL, "Errors returned to clients, by kind.");
                 metrics::describe_gauge!(BACKEND_POOL_SIZE, "Backend connections open, per node.");
                 metrics::describe_gauge!(BACKEND_POOL_IN_USE, "Backend connections lent out, per node.");
@@ -110,9 +155,9 @@ impl Metrics {
                 let commands = CommandLabel::ALL
                     .iter()
                     .map(|c| CommandHandles {
-                        ok: metrics::counter!(QUERIES_TOTAL, "command" => c.label(), "outcome" => "ok"),
-                        error: metrics::counter!(QUERIES_TOTAL, "command" => c.label(), "outcome" => "error"),
-                        latency: metrics::histogram!(QUERY_DURATION_SECONDS, "command" => c.label()),
+                        ok: metrics::counter!(COMMANDS_TOTAL, "command" => c.label(), "outcome" => "ok"),
+                        error: metrics::counter!(COMMANDS_TOTAL, "command" => c.label(), "outcome" => "error"),
+                        latency: metrics::histogram!(COMMAND_DURATION_SECONDS, "command" => c.label()),
                     })
                     .collect();
                 let errors = ErrorKind::ALL
@@ -126,8 +171,19 @@ impl Metrics {
                     errors,
                 )
             });
+        let routing = metrics::with_local_recorder(&recorder, || RoutingMetrics {
+            queries: ROUTES
+                .iter()
+                .flat_map(|r| KINDS.iter().map(move |k| metrics::counter!(QUERIES_TOTAL, "route" => *r, "kind" => *k)))
+                .collect(),
+            refused: REFUSALS.iter().map(|r| metrics::counter!(STATEMENTS_REFUSED_TOTAL, "reason" => *r)).collect(),
+            multi_shard_transactions: metrics::counter!(MULTI_SHARD_TRANSACTIONS_TOTAL),
+            partial_commits: metrics::counter!(PARTIAL_COMMITS_TOTAL),
+            parse_cache_entries: metrics::gauge!(PARSE_CACHE_ENTRIES),
+        });
         Metrics {
             inner: Arc::new(Inner {
+                routing,
                 recorder,
                 handle,
                 client_connections,
@@ -146,7 +202,13 @@ impl Metrics {
             in_use: metrics::gauge!(BACKEND_POOL_IN_USE, &labels),
             waits: metrics::counter!(BACKEND_POOL_WAITS_TOTAL, &labels),
             retries: metrics::counter!(BACKEND_RETRIES_TOTAL, &labels),
+            latency: metrics::histogram!(SHARD_QUERY_DURATION_SECONDS, &labels),
         })
+    }
+
+    /// The routing handles (shared by every session).
+    pub fn routing(&self) -> &RoutingMetrics {
+        &self.inner.routing
     }
 
     pub fn connection_opened(&self) {

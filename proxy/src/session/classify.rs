@@ -19,14 +19,29 @@ pub enum Effect {
     Sticky(&'static str),
 }
 
-/// Facts about a whole COM_QUERY.
+/// Transaction control statements, which the session runs on every shard of the transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxControl {
+    /// BEGIN / START TRANSACTION (its text, replayed on shards that join later).
+    Begin(String),
+    Commit,
+    Rollback,
+    /// SAVEPOINT name (its text, replayed on shards that join later).
+    Savepoint(String),
+    /// ROLLBACK TO SAVEPOINT / RELEASE SAVEPOINT: on every shard of the transaction.
+    OnAll,
+}
+
+/// Facts about a whole COM_QUERY.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Classified {
     pub effects: Vec<Effect>,
     /// Mentions LAST_INSERT_ID() or @@identity: needs the session's last insert id.
     pub reads_last_insert_id: bool,
     /// `LOAD DATA LOCAL INFILE 'name'` (alone in its query): the file the client must send.
     pub local_infile: Option<String>,
+    /// Transaction control, when the query is exactly one such statement.
+    pub tx: Option<TxControl>,
 }
 
 impl Classified {
@@ -40,23 +55,48 @@ pub fn classify(sql: &str) -> Classified {
     let mut effects = Vec::new();
     let mut reads_last_insert_id = false;
     let statements = split(sql);
-    let local_infile = match statements.as_slice() {
-        [one] => local_infile_name(one),
-        _ => None,
+    let (local_infile, tx) = match statements.as_slice() {
+        [one] => (local_infile_name(one), tx_control(one)),
+        _ => (None, None),
     };
     for stmt in statements {
         let words = words(stmt);
         reads_last_insert_id |= words.iter().any(|w| {
-            let u = w.to_ascii_uppercase();
-            u == "LAST_INSERT_ID" || u == "@@IDENTITY" || u == "@@LAST_INSERT_ID" || u.ends_with(".LAST_INSERT_ID")
+            ["LAST_INSERT_ID", "@@IDENTITY", "@@LAST_INSERT_ID", "@@SESSION.LAST_INSERT_ID"].iter().any(|k| w.eq_ignore_ascii_case(k))
         });
         effects.push(effect(stmt, &words));
     }
-    Classified { effects, reads_last_insert_id, local_infile }
+    Classified { effects, reads_last_insert_id, local_infile, tx }
+}
+
+/// Recognises transaction control statements.
+pub fn tx_control(stmt: &str) -> Option<TxControl> {
+    let first = stmt.trim_start().as_bytes().first().map(|b| b.to_ascii_uppercase());
+    if !matches!(first, Some(b'B' | b'S' | b'C' | b'R')) {
+        return None;
+    }
+    let w = words(stmt);
+    let up = |i: usize| w.get(i).map(|x| x.to_ascii_uppercase()).unwrap_or_default();
+    let text = stmt.trim().to_string();
+    match up(0).as_str() {
+        "BEGIN" if w.len() == 1 || (w.len() == 2 && up(1) == "WORK") => Some(TxControl::Begin(text)),
+        "START" if up(1) == "TRANSACTION" => Some(TxControl::Begin(text)),
+        "COMMIT" => Some(TxControl::Commit),
+        "ROLLBACK" => {
+            let to = if up(1) == "WORK" { up(2) } else { up(1) };
+            Some(if to == "TO" { TxControl::OnAll } else { TxControl::Rollback })
+        }
+        "SAVEPOINT" if w.len() == 2 => Some(TxControl::Savepoint(text)),
+        "RELEASE" if up(1) == "SAVEPOINT" => Some(TxControl::OnAll),
+        _ => None,
+    }
 }
 
 /// The file name of `LOAD {DATA|XML} [LOW_PRIORITY|CONCURRENT] LOCAL INFILE 'name'`.
 pub fn local_infile_name(stmt: &str) -> Option<String> {
+    if !stmt.trim_start().as_bytes().first().is_some_and(|b| b.eq_ignore_ascii_case(&b'L')) {
+        return None;
+    }
     let w = words(stmt);
     let is = |i: usize, k: &str| w.get(i).is_some_and(|x| x.eq_ignore_ascii_case(k));
     if !is(0, "LOAD") || !(is(1, "DATA") || is(1, "XML")) {
@@ -79,15 +119,20 @@ pub fn local_infile_name(stmt: &str) -> Option<String> {
 
 fn effect(stmt: &str, words: &[&str]) -> Effect {
     let up = |i: usize| words.get(i).map(|w| w.to_ascii_uppercase()).unwrap_or_default();
-    let any = |pred: &dyn Fn(&str) -> bool| words.iter().any(|w| pred(w));
-    if any(&|w| w == ":=") || any(&|w| w.eq_ignore_ascii_case("GET_LOCK")) {
-        return Effect::Sticky("user variable or named lock");
-    }
-    if any(&|w| w.eq_ignore_ascii_case("SQL_CALC_FOUND_ROWS")) {
-        return Effect::Sticky("SQL_CALC_FOUND_ROWS");
+    for w in words {
+        if *w == ":=" || w.eq_ignore_ascii_case("GET_LOCK") {
+            return Effect::Sticky("user variable or named lock");
+        }
+        if w.eq_ignore_ascii_case("SQL_CALC_FOUND_ROWS") {
+            return Effect::Sticky("SQL_CALC_FOUND_ROWS");
+        }
     }
     if words.windows(2).any(|p| p[0].eq_ignore_ascii_case("INTO") && p[1].starts_with('@') && !p[1].starts_with("@@")) {
         return Effect::Sticky("SELECT ... INTO @variable");
+    }
+    let first = words.first().copied().unwrap_or("");
+    if !["USE", "SET", "CREATE", "LOCK", "PREPARE", "EXECUTE", "DEALLOCATE", "HANDLER", "XA"].iter().any(|k| first.eq_ignore_ascii_case(k)) {
+        return Effect::None;
     }
     match up(0).as_str() {
         "USE" => match words.get(1) {
@@ -284,6 +329,19 @@ mod tests {
         assert_eq!(split(" ; ;").len(), 0);
         assert!(classify("SELECT LAST_INSERT_ID()").reads_last_insert_id);
         assert!(!classify("SELECT 'LAST_INSERT_ID()'").reads_last_insert_id);
+    }
+
+    #[test]
+    fn transaction_control() {
+        assert_eq!(classify("BEGIN").tx, Some(TxControl::Begin("BEGIN".into())));
+        assert_eq!(classify("start transaction read only").tx, Some(TxControl::Begin("start transaction read only".into())));
+        assert_eq!(classify("COMMIT").tx, Some(TxControl::Commit));
+        assert_eq!(classify("rollback work").tx, Some(TxControl::Rollback));
+        assert_eq!(classify("ROLLBACK TO SAVEPOINT a").tx, Some(TxControl::OnAll));
+        assert_eq!(classify("SAVEPOINT a").tx, Some(TxControl::Savepoint("SAVEPOINT a".into())));
+        assert_eq!(classify("RELEASE SAVEPOINT a").tx, Some(TxControl::OnAll));
+        assert_eq!(classify("BEGIN; SELECT 1").tx, None);
+        assert_eq!(classify("SELECT 'BEGIN'").tx, None);
     }
 
     #[test]

@@ -1,181 +1,134 @@
-//! One client's session: its state, its prepared statements, and the backend connection it
-//! holds while a transaction (or state only that connection can carry) is open.
+//! One client's session: its state, its prepared statements, the backend connections it
+//! holds per shard while a transaction (or state only a connection can carry) is open.
 //!
-//! Contract: implements the frontend's `Handler`. Each statement takes a backend connection
-//! (the pinned one, or one from the pool brought to the session's state), forwards the
-//! statement, records what it changed, and keeps the connection only while it must.
-//! For now every statement goes to the default shard; the router replaces that choice.
+//! Contract: implements the frontend's `Handler`. Each statement is classified (session
+//! effects, transaction control), routed once with one topology snapshot (a transaction keeps
+//! the snapshot it started with), and executed by `exec`; nothing after the router reads the
+//! SQL text again.
 
 pub mod classify;
+mod conns;
+mod exec;
 pub mod forward;
+mod scatter;
 pub mod state;
+mod tx;
 
-use crate::backend::{quote_ident, Backends, NodePool, PooledConn};
+use crate::backend::{BackendError, Backends};
+use crate::config::TransactionMode;
 use crate::error::{codes, ClientError, ErrorKind};
 use crate::frontend::{Handler, Login, OkInfo, Reply, StreamError};
+use crate::metrics::Metrics;
+use crate::router::{self, ParseCache, Parsed, Route, RouteContext, RouteError, StatementKind, Target};
+use crate::topology::TopologyHandle;
 use classify::{classify, Classified};
-use forward::{forward, Outcome, Request};
+use conns::Conns;
+use forward::Request;
 use mysql_async::prelude::Queryable;
 use mysql_async::Params;
 use mysql_common::constants::{CapabilityFlags, StatusFlags};
 use mysql_common::value::Value;
+use slotgate_shared::Topology;
 use state::SessionState;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+
+/// What every session of a node shares.
+pub struct Shared {
+    pub backends: Backends,
+    pub topology: TopologyHandle,
+    pub parse_cache: ParseCache,
+    pub metrics: Metrics,
+    pub transaction_mode: TransactionMode,
+}
 
 struct Prepared {
     sql: Arc<[u8]>,
     classified: Classified,
+    parsed: Result<Arc<Parsed>, String>,
 }
 
 pub struct Session {
-    backends: Backends,
+    shared: Arc<Shared>,
     state: SessionState,
-    pinned: Option<PooledConn>,
+    conns: Conns,
     prepared: HashMap<u32, Prepared>,
     next_stmt_id: u32,
-    found_rows: bool,
+    /// The topology an open transaction started with.
+    tx_topology: Option<Arc<Topology>>,
 }
 
 impl Session {
-    pub fn new(backends: Backends) -> Session {
+    pub fn new(shared: Arc<Shared>) -> Session {
         Session {
-            backends,
+            conns: Conns::new(shared.backends.clone()),
+            shared,
             state: SessionState::new("", 45),
-            pinned: None,
             prepared: HashMap::new(),
             next_stmt_id: 1,
-            found_rows: false,
+            tx_topology: None,
         }
     }
 
-    fn pool(&self) -> NodePool {
-        self.backends.default_pool().clone()
+    fn topology(&self) -> Arc<Topology> {
+        self.tx_topology.clone().unwrap_or_else(|| self.shared.topology.load())
     }
 
-    /// The pinned connection, or a pooled one brought to the session's state.
-    async fn conn_for(&mut self, needs_last_insert_id: bool) -> Result<(PooledConn, bool), ClientError> {
-        if let Some(c) = self.pinned.take() {
-            return Ok((c, false));
+    fn parse(&self, text: &str, topo: &Topology) -> Result<Arc<Parsed>, String> {
+        if topo.rules.is_empty() {
+            // Nothing is sharded: everything goes to the home shard, no parse needed.
+            return Err(String::new());
         }
-        let mut c = self.pool().acquire(self.found_rows).await?;
-        if let Err(e) = c.sync(self.state.sync()).await {
-            let fatal = e.is_fatal();
-            if fatal {
-                c.discard();
-            } else {
-                c.note_unknown_state();
+        let r = self.shared.parse_cache.parse(text).map_err(|e| match e {
+            RouteError::Parse(m) => m,
+            other => other.to_string(),
+        });
+        self.shared.metrics.routing().parse_cache_entries.set(self.shared.parse_cache.len() as f64);
+        r
+    }
+
+    /// Routes a statement with one topology snapshot. Text the parser cannot read goes to the
+    /// home shard unless it names a sharded table.
+    fn route(&self, text: &str, parsed: &Result<Arc<Parsed>, String>, topo: &Topology, params: &[Value]) -> Result<Route, ClientError> {
+        let home = Route { kind: StatementKind::Session, target: Target::Home };
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(_) if topo.rules.is_empty() => return Ok(home),
+            Err(msg) => {
+                let lower = text.to_ascii_lowercase();
+                let named = topo.rules.iter().find(|r| classify::words(&lower).iter().any(|w| w.trim_matches('`').ends_with(&r.table.to_ascii_lowercase())));
+                return match named {
+                    None => Ok(home),
+                    Some(r) => {
+                        self.shared.metrics.routing().refused("parse");
+                        Err(ClientError::new(
+                            ErrorKind::Unsupported,
+                            codes::ER_NOT_SUPPORTED_YET,
+                            b"42000",
+                            format!("This version of slotgate doesn't yet support this statement on sharded table {}.{}: its SQL parser could not read it ({msg}); rewrite it in plainer SQL", r.database, r.table),
+                        ))
+                    }
+                };
             }
-            return Err(e.into());
-        }
-        if needs_last_insert_id && self.state.last_insert_id != 0 {
-            let sql = format!("DO LAST_INSERT_ID({})", self.state.last_insert_id);
-            let (shard, addr) = (c.shard().to_string(), c.addr().to_string());
-            if let Err(e) = c.conn().query_drop(sql).await {
-                c.discard();
-                return Err(crate::backend::BackendError::from_mysql(e, &shard, &addr).into());
-            }
-        }
-        Ok((c, true))
-    }
-
-    /// Runs one request with a single retry when a pooled connection was dead before the
-    /// statement reached the server; then records its effects and decides on pinning.
-    async fn run(&mut self, req: &Request, classified: &Classified, reply: &mut Reply<'_>) -> Result<(), StreamError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (mut conn, fresh) = match self.conn_for(classified.reads_last_insert_id).await {
-                Ok(x) => x,
-                Err(e) => return reply.error(&e).await,
+        };
+        let ctx = RouteContext { database: self.state.db.as_deref(), params };
+        router::route(parsed, topo, &ctx).map_err(|e| {
+            let reason = match &e {
+                RouteError::NotSupported(_) => "not_supported",
+                RouteError::MissingShardKey { .. } => "missing_shard_key",
+                RouteError::Parse(_) => "parse",
             };
-            let outcome = match forward(&mut conn, req, classified.local_infile.as_deref(), self.state.client_status(), reply).await {
-                Ok(o) => o,
-                Err(e) => {
-                    // The client went away mid-answer: the backend connection is mid-result.
-                    conn.discard();
-                    return Err(e);
-                }
-            };
-            // A LOAD DATA LOCAL file was already read from the client: it cannot be sent twice.
-            if outcome.retryable && fresh && attempt == 1 && classified.local_infile.is_none() {
-                self.pool().retried();
-                conn.discard();
-                continue;
-            }
-            if outcome.retryable {
-                conn.discard();
-                let e = ClientError::new(
-                    ErrorKind::BackendLost,
-                    codes::CR_SERVER_LOST,
-                    b"HY000",
-                    format!("Lost connection to shard {} before the statement was sent; retry it", self.pool().shard()),
-                );
-                return self.after_broken(e, reply).await;
-            }
-            return self.finish(conn, outcome, classified, reply).await;
-        }
+            self.shared.metrics.routing().refused(reason);
+            ClientError::from(e)
+        })
     }
 
-    async fn finish(&mut self, mut conn: PooledConn, outcome: Outcome, classified: &Classified, reply: &mut Reply<'_>) -> Result<(), StreamError> {
-        if outcome.broken {
-            conn.discard();
-            let was_pinned = self.state.needs_pin();
-            self.state.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
-            if was_pinned {
-                // The transaction or connection-bound state died with the backend connection;
-                // like a lost server connection, the client must reconnect.
-                reply.close_after();
-            }
-            return Ok(());
-        }
-        if outcome.errored {
-            if classified.statements() > 1 && classified.effects.iter().any(|e| *e != classify::Effect::None) {
-                // Part of a multi-statement ran; which SETs took effect is unknown: keep it.
-                self.state.sticky = Some("multi-statement with session effects failed midway");
-            }
-        } else {
-            self.state.apply(&classified.effects);
-            conn.note_state(self.state.sync());
-            if let Some(status) = outcome.status {
-                self.state.status = status;
-            }
-            if let Some(id) = outcome.last_insert_id.filter(|id| *id != 0) {
-                self.state.last_insert_id = id;
-            }
-        }
-        if self.state.needs_pin() {
-            self.pinned = Some(conn);
-        }
-        Ok(())
-    }
-
-    async fn after_broken(&mut self, e: ClientError, reply: &mut Reply<'_>) -> Result<(), StreamError> {
-        if self.state.needs_pin() {
-            reply.close_after();
-        }
-        self.state.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
-        reply.error(&e).await
-    }
-
-    /// Resets and returns the pinned connection (ends any open transaction on it).
-    async fn release_pinned(&mut self) {
-        if let Some(mut c) = self.pinned.take() {
-            let ok = matches!(tokio::time::timeout(Duration::from_secs(5), c.conn().reset()).await, Ok(Ok(true)));
-            if ok {
-                c.note_state(&Default::default());
-            } else {
-                c.discard();
-            }
-        }
-    }
-
-    /// Fresh state for `login`; checks its default database on a backend.
+    /// Fresh state for `login`; checks its default database on the home shard.
     async fn start(&mut self, login: &Login, reply: &mut Reply<'_>) -> Result<(), StreamError> {
-        self.release_pinned().await;
+        self.conns.release_all().await;
         self.prepared.clear();
-        self.found_rows = login.capabilities.contains(CapabilityFlags::CLIENT_FOUND_ROWS);
+        self.tx_topology = None;
+        self.conns.found_rows = login.capabilities.contains(CapabilityFlags::CLIENT_FOUND_ROWS);
         self.state = SessionState::new(&login.user, login.collation);
         match &login.db {
             Some(db) => self.init_db(db, reply).await,
@@ -184,15 +137,12 @@ impl Session {
     }
 
     async fn init_db(&mut self, db: &str, reply: &mut Reply<'_>) -> Result<(), StreamError> {
-        let sql: Arc<[u8]> = format!("USE {}", quote_ident(db)).into_bytes().into();
-        let classified = Classified { effects: vec![classify::Effect::Use(db.to_string())], reads_last_insert_id: false, local_infile: None };
-        self.run(&Request::Text(sql), &classified, reply).await
+        let sql: Arc<[u8]> = format!("USE {}", crate::backend::quote_ident(db)).into_bytes().into();
+        let classified = Classified { effects: vec![classify::Effect::Use(db.to_string())], ..Classified::default() };
+        let topo = self.topology();
+        let shard = self.session_shard(&topo);
+        self.run_single(&shard, &Request::Text(sql), &classified, reply).await
     }
-}
-
-
-fn parse_error(message: &str) -> ClientError {
-    ClientError::new(ErrorKind::Unsupported, codes::ER_PARSE_ERROR, b"42000", message)
 }
 
 impl Handler for Session {
@@ -201,55 +151,60 @@ impl Handler for Session {
     }
 
     async fn on_query(&mut self, sql: &[u8], reply: &mut Reply<'_>) -> Result<(), StreamError> {
-        let classified = classify(&String::from_utf8_lossy(sql));
+        let text = String::from_utf8_lossy(sql);
+        let classified = classify(&text);
         if classified.statements() > 1 && !reply.multi_statements() {
-            return reply
-                .error(&parse_error(
-                    "You have an error in your SQL syntax: several statements in one query, but multi-statements are off for this connection; send them one by one or enable CLIENT_MULTI_STATEMENTS",
-                ))
-                .await;
+            let e = ClientError::new(ErrorKind::Unsupported, codes::ER_PARSE_ERROR, b"42000", "You have an error in your SQL syntax: several statements in one query, but multi-statements are off for this connection; send them one by one or enable CLIENT_MULTI_STATEMENTS");
+            return reply.error(&e).await;
         }
-        self.run(&Request::Text(Arc::from(sql)), &classified, reply).await
+        if let Some(tx) = classified.tx.clone() {
+            return self.tx_control(&tx, sql, reply).await;
+        }
+        let topo = self.topology();
+        let parsed = self.parse(&text, &topo);
+        let route = match self.route(&text, &parsed, &topo, &[]) {
+            Ok(r) => r,
+            Err(e) => return reply.error(&e).await,
+        };
+        self.execute(route, Request::Text(Arc::from(sql)), &classified, &topo, reply).await
     }
 
     async fn on_prepare(&mut self, sql: &[u8], reply: &mut Reply<'_>) -> Result<(), StreamError> {
-        let classified = classify(&String::from_utf8_lossy(sql));
-        let (mut conn, _) = match self.conn_for(false).await {
-            Ok(x) => x,
+        let text = String::from_utf8_lossy(sql);
+        let classified = classify(&text);
+        let topo = self.topology();
+        let parsed = self.parse(&text, &topo);
+        // Schemas are the same on every shard: describe the statement where the session
+        // already holds a connection, else on the home shard.
+        let shard = self.conns.any_pinned().unwrap_or_else(|| topo.shards[topo.home_index()].id.clone());
+        let mut taken = match self.conns.take(&shard, &self.state, false).await {
+            Ok(t) => t.conn,
             Err(e) => return reply.error(&e).await,
         };
-        let (shard, addr) = (conn.shard().to_string(), conn.addr().to_string());
-        let limit = conn.query_timeout();
-        let prep = conn.conn().prep(sql);
-        let result = match limit {
-            Some(d) => tokio::time::timeout(d, prep).await.map_err(|_| crate::backend::BackendError::Timeout {
-                shard: shard.clone(),
-                addr: addr.clone(),
-                timeout_ms: d.as_millis() as u64,
-            }),
-            None => Ok(prep.await),
-        };
+        let (s, a) = (taken.shard().to_string(), taken.addr().to_string());
+        let limit = taken.query_timeout().unwrap_or(std::time::Duration::from_secs(3600));
+        let result = tokio::time::timeout(limit, taken.conn().prep(sql)).await;
         let stmt = match result {
             Ok(Ok(stmt)) => stmt,
             Ok(Err(e)) => {
-                let e = crate::backend::BackendError::from_mysql(e, &shard, &addr);
+                let e = BackendError::from_mysql(e, &s, &a);
                 let fatal = e.is_fatal();
                 reply.error(&e.into()).await?;
-                return self.keep_or_drop(conn, fatal, reply);
+                return self.keep_or_drop(&shard, taken, fatal, reply);
             }
-            Err(e) => {
-                reply.error(&e.into()).await?;
-                return self.keep_or_drop(conn, true, reply);
+            Err(_) => {
+                reply.error(&BackendError::Timeout { shard: s, addr: a, timeout_ms: limit.as_millis() as u64 }.into()).await?;
+                return self.keep_or_drop(&shard, taken, true, reply);
             }
         };
         let id = self.next_stmt_id;
         self.next_stmt_id = self.next_stmt_id.wrapping_add(1).max(1);
-        self.prepared.insert(id, Prepared { sql: Arc::from(sql), classified });
+        self.prepared.insert(id, Prepared { sql: Arc::from(sql), classified, parsed });
         let params: Vec<_> = stmt.params().to_vec();
         let columns = stmt.columns();
         let status = self.state.client_status();
         let r = reply.prepared(id, &params, &columns, 0, status).await;
-        self.keep_or_drop(conn, false, reply)?;
+        self.keep_or_drop(&shard, taken, false, reply)?;
         r
     }
 
@@ -257,10 +212,14 @@ impl Handler for Session {
         let Some(p) = self.prepared.get(&stmt_id) else {
             return reply.error(&ClientError::unknown_statement(stmt_id, "mysqld_stmt_execute")).await;
         };
+        let (sql, classified, parsed) = (p.sql.clone(), p.classified.clone(), p.parsed.clone());
+        let topo = self.topology();
+        let route = match self.route(&String::from_utf8_lossy(&sql), &parsed, &topo, &params) {
+            Ok(r) => r,
+            Err(e) => return reply.error(&e).await,
+        };
         let params = if params.is_empty() { Params::Empty } else { Params::Positional(params) };
-        let req = Request::Binary(p.sql.clone(), params);
-        let classified = p.classified.clone();
-        self.run(&req, &classified, reply).await
+        self.execute(route, Request::Binary(sql, params), &classified, &topo, reply).await
     }
 
     async fn on_close_statement(&mut self, stmt_id: u32) {
@@ -276,12 +235,12 @@ impl Handler for Session {
     }
 
     async fn on_reset_connection(&mut self, reply: &mut Reply<'_>) -> Result<(), StreamError> {
-        self.release_pinned().await;
+        self.conns.release_all().await;
         self.prepared.clear();
+        self.tx_topology = None;
         let db = self.state.db.clone();
-        let collation = 45;
         let user = self.state.user.clone();
-        self.state = SessionState::new(&user, collation);
+        self.state = SessionState::new(&user, 45);
         if let Some(db) = db {
             self.state.set_db(db);
         }
@@ -297,21 +256,21 @@ impl Handler for Session {
     }
 
     async fn on_close(&mut self) {
-        self.release_pinned().await;
+        self.conns.release_all().await;
     }
 }
 
 impl Session {
-    /// After a statement that did not go through `run` (prepare): keep the connection only
+    /// After a statement that did not go through `exec` (prepare): keep the connection only
     /// if the session must, drop it if it broke.
-    fn keep_or_drop(&mut self, conn: PooledConn, broken: bool, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+    fn keep_or_drop(&mut self, shard: &str, conn: crate::backend::PooledConn, broken: bool, reply: &mut Reply<'_>) -> Result<(), StreamError> {
         if broken {
             conn.discard();
             if self.state.needs_pin() {
                 reply.close_after();
             }
         } else if self.state.needs_pin() {
-            self.pinned = Some(conn);
+            self.conns.keep(shard, conn);
         }
         Ok(())
     }

@@ -26,6 +26,14 @@ pub struct SessionState {
     /// Why the session must keep its backend connection, if it must.
     pub sticky: Option<&'static str>,
     pub last_insert_id: u64,
+    /// An explicit transaction (BEGIN / START TRANSACTION) is open.
+    pub in_tx: bool,
+    /// The statement that opened it, replayed on each shard the transaction reaches.
+    pub tx_begin: Option<String>,
+    /// SAVEPOINTs of the open transaction, replayed on shards that join after them.
+    pub savepoints: Vec<String>,
+    /// The open transaction already reached more than one shard (counted once).
+    pub tx_multi_shard: bool,
 }
 
 impl SessionState {
@@ -38,6 +46,10 @@ impl SessionState {
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
             sticky: None,
             last_insert_id: 0,
+            in_tx: false,
+            tx_begin: None,
+            savepoints: Vec::new(),
+            tx_multi_shard: false,
         };
         if let Some(set) = set_names_for(collation) {
             s.sets.push(set);
@@ -65,6 +77,20 @@ impl SessionState {
     pub fn set_db(&mut self, db: String) {
         self.db = Some(db);
         self.rebuild();
+    }
+
+    /// A transaction (explicit, or implicit with autocommit off) is open.
+    pub fn in_transaction(&self) -> bool {
+        self.in_tx || !self.status.contains(StatusFlags::SERVER_STATUS_AUTOCOMMIT)
+    }
+
+    /// Ends the explicit transaction's bookkeeping (after COMMIT or ROLLBACK).
+    pub fn end_transaction(&mut self) {
+        self.in_tx = false;
+        self.tx_begin = None;
+        self.savepoints.clear();
+        self.tx_multi_shard = false;
+        self.status -= StatusFlags::SERVER_STATUS_IN_TRANS;
     }
 
     /// Records the effects of statements that succeeded.
@@ -95,14 +121,16 @@ impl SessionState {
 
     /// True while the backend connection must stay with this session.
     pub fn needs_pin(&self) -> bool {
-        self.sticky.is_some()
+        self.in_tx
+            || self.sticky.is_some()
             || self.status.contains(StatusFlags::SERVER_STATUS_IN_TRANS)
             || !self.status.contains(StatusFlags::SERVER_STATUS_AUTOCOMMIT)
     }
 
     /// Status flags for answers: transaction and autocommit state as the backend reported.
     pub fn client_status(&self) -> StatusFlags {
-        self.status
+        let status = if self.in_tx { self.status | StatusFlags::SERVER_STATUS_IN_TRANS } else { self.status };
+        status
             & (StatusFlags::SERVER_STATUS_IN_TRANS
                 | StatusFlags::SERVER_STATUS_AUTOCOMMIT
                 | StatusFlags::SERVER_STATUS_IN_TRANS_READONLY

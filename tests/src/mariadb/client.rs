@@ -46,6 +46,13 @@ impl MariaDb {
             .with_context(|| format!("connecting to {}", self.addr()))
     }
 
+    /// A new connection as the app user over TCP, with a default database.
+    pub async fn conn_db(&self, db: &str) -> Result<Conn> {
+        Conn::new(self.opts(Some(db)))
+            .await
+            .with_context(|| format!("connecting to {} ({db})", self.addr()))
+    }
+
     /// A new connection as root over the unix socket.
     pub async fn root_conn(&self) -> Result<Conn> {
         Conn::new(self.root_opts())

@@ -1,0 +1,413 @@
+//! SELECT routing, and the rewrite of a SELECT that runs on several shards plus its MergePlan.
+//!
+//! Contract: `route_query` sends a SELECT to the home shard (no sharded table), one shard
+//! (every sharded table pinned to it), or several shards with a rewrite that makes merging
+//! exact: ORDER BY / GROUP BY expressions and AVG's SUM and COUNT not in the select list are
+//! appended as hidden columns; `LIMIT n OFFSET m` becomes `LIMIT m+n` (dropped for GROUP BY /
+//! aggregate queries, whose groups must be complete before limiting); parameters are inlined in
+//! the rewritten text. What cannot be merged exactly is refused: HAVING, COUNT(DISTINCT)/
+//! SUM(DISTINCT)/AVG(DISTINCT), other aggregates (GROUP_CONCAT, STD, ...), aggregates inside
+//! expressions, window functions, WITH ROLLUP, UNION, SELECT ... INTO, SQL_CALC_FOUND_ROWS,
+//! DISTINCT with hidden columns or with aggregates, `*` with aggregates.
+
+use super::literal::render;
+use super::merge::{AggFunc, Aggregate, MergePlan, SortKey};
+use super::scope::{Analyzer, Decision};
+use super::{Route, RouteContext, RouteError, StatementKind, Target};
+use mysql_common::value::Value as MyValue;
+use slotgate_shared::Topology;
+use sqlparser::ast::{
+    Distinct, DuplicateTreatment, Expr, FunctionArguments, GroupByExpr, Ident, LimitClause, ObjectName, OrderByKind, OrderBySort,
+    Query, SelectItem, SetExpr, Value, Visit, Visitor,
+};
+use std::ops::ControlFlow;
+
+/// Routes a SELECT (or any query statement).
+pub(crate) fn route_query(q: &Query, topo: &Topology, ctx: &RouteContext<'_>) -> Result<Route, RouteError> {
+    let mut a = Analyzer::new(topo, ctx);
+    a.query(q, 0);
+    let kind = if a.refs.is_empty() { StatementKind::Session } else { StatementKind::Read };
+    let target = match a.decide()? {
+        Decision::Unsharded => Target::Home,
+        Decision::Single(shard) => Target::Single { shard },
+        Decision::Spread(shards) => {
+            let (sql, merge) = plan_select(q, ctx.params)?;
+            if shards.len() == topo.shards.len() {
+                Target::Scatter { shards, sql, merge }
+            } else {
+                Target::Multi { shards, merge, sql }
+            }
+        }
+    };
+    Ok(Route { kind, target })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AggKind {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+}
+
+/// Aggregates the merger cannot combine exactly.
+const OTHER_AGGREGATES: &[&str] = &[
+    "GROUP_CONCAT", "STD", "STDDEV", "STDDEV_POP", "STDDEV_SAMP", "VARIANCE", "VAR_POP", "VAR_SAMP", "BIT_AND", "BIT_OR",
+    "BIT_XOR", "JSON_ARRAYAGG", "JSON_OBJECTAGG", "MEDIAN", "PERCENTILE_CONT", "PERCENTILE_DISC", "GROUPING",
+];
+
+fn function_name(name: &ObjectName) -> Option<String> {
+    match name.0.as_slice() {
+        [sqlparser::ast::ObjectNamePart::Identifier(i)] => Some(i.value.to_ascii_uppercase()),
+        _ => None,
+    }
+}
+
+/// The mergeable aggregate `e` is, None when it is no aggregate, an error for others.
+fn aggregate_of(e: &Expr) -> Result<Option<AggKind>, RouteError> {
+    let Expr::Function(f) = e else { return Ok(None) };
+    let Some(name) = function_name(&f.name) else { return Ok(None) };
+    if f.over.is_some() {
+        return Err(RouteError::unsupported(format!("window functions ({name}() OVER ...) across shards are not supported: pin the shard key")));
+    }
+    let kind = match name.as_str() {
+        "COUNT" => AggKind::Count,
+        "SUM" => AggKind::Sum,
+        "MIN" => AggKind::Min,
+        "MAX" => AggKind::Max,
+        "AVG" => AggKind::Avg,
+        n if OTHER_AGGREGATES.contains(&n) => {
+            return Err(RouteError::unsupported(format!("{n}() across shards is not supported: pin the shard key in WHERE")))
+        }
+        _ => return Ok(None),
+    };
+    if f.filter.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
+        return Err(RouteError::unsupported(format!("{name}() with FILTER/WITHIN GROUP across shards is not supported")));
+    }
+    match &f.args {
+        FunctionArguments::List(l) => {
+            if l.duplicate_treatment == Some(DuplicateTreatment::Distinct) && !matches!(kind, AggKind::Min | AggKind::Max) {
+                return Err(RouteError::unsupported(format!(
+                    "{name}(DISTINCT ...) across shards is not supported: pin the shard key in WHERE, or select the distinct values and aggregate them in the application"
+                )));
+            }
+            if !l.clauses.is_empty() {
+                return Err(RouteError::unsupported(format!("{name}() with extra clauses across shards is not supported")));
+            }
+        }
+        _ => return Err(RouteError::unsupported(format!("{name}() with a subquery argument across shards is not supported"))),
+    }
+    Ok(Some(kind))
+}
+
+/// Refuses aggregates or window functions nested inside `e` (not counting subqueries).
+fn no_nested_aggregate(e: &Expr) -> Result<(), RouteError> {
+    struct Find {
+        depth: usize,
+    }
+    impl Visitor for Find {
+        type Break = RouteError;
+        fn pre_visit_query(&mut self, _q: &Query) -> ControlFlow<RouteError> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _q: &Query) -> ControlFlow<RouteError> {
+            self.depth = self.depth.saturating_sub(1);
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<RouteError> {
+            if self.depth == 0 {
+                match aggregate_of(e) {
+                    Err(err) => return ControlFlow::Break(err),
+                    Ok(Some(_)) => {
+                        return ControlFlow::Break(RouteError::unsupported(
+                            "aggregates inside expressions (e.g. SUM(x) + 1) across shards are not supported: select the aggregate itself, or pin the shard key",
+                        ))
+                    }
+                    Ok(None) => {}
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    match e.visit(&mut Find { depth: 0 }) {
+        ControlFlow::Break(err) => Err(err),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+struct Item<'q> {
+    expr: Option<&'q Expr>,
+    alias: Option<&'q Ident>,
+}
+
+struct Planner<'q> {
+    items: Vec<Item<'q>>,
+    wildcard_at: Option<usize>,
+    hidden: Vec<Expr>,
+    aggregates: Vec<Aggregate>,
+    aggregated: bool,
+}
+
+impl Planner<'_> {
+    fn col_of(&self, i: usize) -> Option<usize> {
+        match self.wildcard_at {
+            Some(w) if i >= w => None,
+            _ => Some(i),
+        }
+    }
+
+    fn hidden_col(&self, j: usize) -> usize {
+        if self.wildcard_at.is_some() {
+            MergePlan::HIDDEN_BASE + j
+        } else {
+            self.items.len() + j
+        }
+    }
+
+    /// A column holding `e`: a visible item with that exact expression, or a new hidden one.
+    fn column_for(&mut self, e: Expr) -> usize {
+        let visible = self.items.iter().enumerate().find(|(i, it)| it.expr == Some(&e) && self.col_of(*i).is_some());
+        if let Some((i, _)) = visible {
+            return i;
+        }
+        let j = match self.hidden.iter().position(|h| *h == e) {
+            Some(j) => j,
+            None => {
+                self.hidden.push(e);
+                self.hidden.len() - 1
+            }
+        };
+        self.hidden_col(j)
+    }
+
+    fn push_aggregate(&mut self, column: usize, func: AggFunc) {
+        if !self.aggregates.iter().any(|a| a.column == column) {
+            self.aggregates.push(Aggregate { column, func });
+        }
+    }
+
+    fn add_aggregate(&mut self, column: usize, kind: AggKind, e: &Expr) {
+        self.aggregated = true;
+        let func = match kind {
+            AggKind::Count => AggFunc::Count,
+            AggKind::Sum => AggFunc::Sum,
+            AggKind::Min => AggFunc::Min,
+            AggKind::Max => AggFunc::Max,
+            AggKind::Avg => {
+                let renamed = |name: &str| match e {
+                    Expr::Function(f) => {
+                        let mut f = f.clone();
+                        f.name = ObjectName::from(vec![Ident::new(name)]);
+                        Expr::Function(f)
+                    }
+                    other => other.clone(),
+                };
+                let sum = self.column_for(renamed("SUM"));
+                let count = self.column_for(renamed("COUNT"));
+                self.push_aggregate(sum, AggFunc::Sum);
+                self.push_aggregate(count, AggFunc::Count);
+                AggFunc::Avg { sum, count }
+            }
+        };
+        self.push_aggregate(column, func);
+    }
+
+    /// A hidden column for an ORDER BY / GROUP BY expression not in the select list.
+    fn hidden_output(&mut self, e: &Expr) -> Result<usize, RouteError> {
+        match aggregate_of(e)? {
+            Some(kind) => {
+                let c = self.column_for(e.clone());
+                self.add_aggregate(c, kind, e);
+                Ok(c)
+            }
+            None => {
+                no_nested_aggregate(e)?;
+                Ok(self.column_for(e.clone()))
+            }
+        }
+    }
+
+    /// The result column an ORDER BY / GROUP BY expression refers to.
+    fn output(&mut self, e: &Expr) -> Result<usize, RouteError> {
+        if let Expr::Value(v) = e {
+            if let Value::Number(n, false) = &v.value {
+                if let Ok(p) = n.parse::<usize>() {
+                    let i = p.checked_sub(1).filter(|i| *i < self.items.len()).ok_or_else(|| {
+                        RouteError::unsupported(format!("ORDER BY/GROUP BY position {p} is not in the select list"))
+                    })?;
+                    return match (self.items[i].expr, self.col_of(i)) {
+                        (Some(_), Some(c)) => Ok(c),
+                        (Some(x), None) => self.hidden_output(x),
+                        (None, _) => Err(RouteError::unsupported(
+                            "ORDER BY/GROUP BY the position of a * column across shards is not supported: name the column",
+                        )),
+                    };
+                }
+            }
+        }
+        if let Expr::Identifier(id) = e {
+            let by_alias = self.items.iter().position(|it| it.alias.is_some_and(|a| a.value.eq_ignore_ascii_case(&id.value)));
+            if let Some(i) = by_alias {
+                return match (self.col_of(i), self.items[i].expr) {
+                    (Some(c), _) => Ok(c),
+                    (None, Some(x)) => self.hidden_output(x),
+                    (None, None) => self.hidden_output(e),
+                };
+            }
+        }
+        let same = self.items.iter().enumerate().find(|(i, it)| it.expr == Some(e) && self.col_of(*i).is_some()).map(|(i, _)| i);
+        match same {
+            Some(i) => Ok(i),
+            None => self.hidden_output(e),
+        }
+    }
+}
+
+fn limit_number(e: &Expr, params: &[MyValue]) -> Result<u64, RouteError> {
+    let bad = || RouteError::unsupported("LIMIT and OFFSET across shards must be numbers or ? parameters");
+    let Expr::Value(v) = e else { return Err(bad()) };
+    match &v.value {
+        Value::Number(n, false) => n.parse().map_err(|_| bad()),
+        Value::Placeholder(p) => match super::key::placeholder_index(p).and_then(|i| params.get(i)) {
+            Some(MyValue::Int(i)) => u64::try_from(*i).map_err(|_| bad()),
+            Some(MyValue::UInt(u)) => Ok(*u),
+            Some(MyValue::Bytes(b)) => std::str::from_utf8(b).ok().and_then(|s| s.trim().parse().ok()).ok_or_else(bad),
+            _ => Err(bad()),
+        },
+        _ => Err(bad()),
+    }
+}
+
+/// The text to send to each shard (None = the original) and how to merge the results.
+pub(crate) fn plan_select(q: &Query, params: &[MyValue]) -> Result<(Option<String>, MergePlan), RouteError> {
+    let unsupported = |what: &str| Err(RouteError::unsupported(format!("{what} across shards is not supported: pin the shard key in WHERE")));
+    let SetExpr::Select(s) = &*q.body else {
+        return unsupported("UNION/INTERSECT/EXCEPT or a parenthesized query");
+    };
+    if s.having.is_some() {
+        return unsupported("HAVING");
+    }
+    if s.into.is_some() {
+        return unsupported("SELECT ... INTO");
+    }
+    if s.select_modifiers.as_ref().is_some_and(|m| m.sql_calc_found_rows) {
+        return unsupported("SQL_CALC_FOUND_ROWS");
+    }
+    if !s.named_window.is_empty() {
+        return unsupported("WINDOW");
+    }
+    if s.top.is_some() || s.exclude.is_some() || s.prewhere.is_some() || s.qualify.is_some() || !s.lateral_views.is_empty()
+        || !s.connect_by.is_empty() || !s.cluster_by.is_empty() || !s.distribute_by.is_empty() || !s.sort_by.is_empty()
+        || s.value_table_mode.is_some()
+    {
+        return unsupported("this SELECT clause");
+    }
+    if q.fetch.is_some() || q.for_clause.is_some() || q.settings.is_some() || q.format_clause.is_some() || !q.pipe_operators.is_empty() {
+        return unsupported("this query clause");
+    }
+    let mut p = Planner { items: Vec::new(), wildcard_at: None, hidden: Vec::new(), aggregates: Vec::new(), aggregated: false };
+    for (i, item) in s.projection.iter().enumerate() {
+        match item {
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
+                p.wildcard_at.get_or_insert(i);
+                p.items.push(Item { expr: None, alias: None });
+            }
+            SelectItem::UnnamedExpr(e) => p.items.push(Item { expr: Some(e), alias: None }),
+            SelectItem::ExprWithAlias { expr, alias } => p.items.push(Item { expr: Some(expr), alias: Some(alias) }),
+            SelectItem::ExprWithAliases { .. } => return unsupported("this select list item"),
+        }
+    }
+    for i in 0..p.items.len() {
+        let Some(e) = p.items[i].expr else { continue };
+        match aggregate_of(e)? {
+            Some(kind) => match p.col_of(i) {
+                Some(c) => p.add_aggregate(c, kind, e),
+                None => return unsupported("SELECT * with aggregates"),
+            },
+            None => no_nested_aggregate(e)?,
+        }
+    }
+    let mut group_by = Vec::new();
+    match &s.group_by {
+        GroupByExpr::Expressions(exprs, modifiers) => {
+            if !modifiers.is_empty() {
+                return unsupported("GROUP BY ... WITH ROLLUP");
+            }
+            for e in exprs {
+                if aggregate_of(e)?.is_some() {
+                    return unsupported("GROUP BY an aggregate");
+                }
+                group_by.push(p.output(e)?);
+            }
+            p.aggregated |= !exprs.is_empty();
+        }
+        GroupByExpr::All(_) => return unsupported("GROUP BY ALL"),
+    }
+    let mut order_by = Vec::new();
+    if let Some(ob) = &q.order_by {
+        let OrderByKind::Expressions(list) = &ob.kind else { return unsupported("ORDER BY ALL") };
+        if ob.interpolate.is_some() {
+            return unsupported("INTERPOLATE");
+        }
+        for o in list {
+            if o.with_fill.is_some() || o.options.nulls_first.is_some() {
+                return unsupported("ORDER BY ... NULLS FIRST/LAST or WITH FILL");
+            }
+            let descending = match &o.options.sort {
+                None | Some(OrderBySort::Asc) => false,
+                Some(OrderBySort::Desc) => true,
+                Some(_) => return unsupported("ORDER BY ... USING"),
+            };
+            order_by.push(SortKey { column: p.output(&o.expr)?, descending });
+        }
+    }
+    if p.wildcard_at.is_some() && p.aggregated {
+        return unsupported("SELECT * with GROUP BY or aggregates");
+    }
+    let distinct = match &s.distinct {
+        None | Some(Distinct::All) => false,
+        Some(Distinct::Distinct) => true,
+        Some(Distinct::On(_)) => return unsupported("DISTINCT ON"),
+    };
+    if distinct && (p.aggregated || !p.hidden.is_empty()) {
+        return unsupported("SELECT DISTINCT with aggregates, GROUP BY, or ORDER BY on a column that is not selected");
+    }
+    let (limit, offset) = match &q.limit_clause {
+        None => (None, 0),
+        Some(LimitClause::LimitOffset { limit, offset, limit_by }) => {
+            if !limit_by.is_empty() {
+                return unsupported("LIMIT BY");
+            }
+            let l = limit.as_ref().map(|e| limit_number(e, params)).transpose()?;
+            let o = offset.as_ref().map(|o| limit_number(&o.value, params)).transpose()?.unwrap_or(0);
+            (l, o)
+        }
+        Some(LimitClause::OffsetCommaLimit { offset, limit }) => (Some(limit_number(limit, params)?), limit_number(offset, params)?),
+    };
+    let mut out = q.clone();
+    if let SetExpr::Select(os) = &mut *out.body {
+        os.projection.extend(p.hidden.iter().cloned().map(SelectItem::UnnamedExpr));
+    }
+    out.limit_clause = match limit {
+        Some(n) if !p.aggregated => Some(LimitClause::LimitOffset {
+            limit: Some(Expr::value(Value::Number(n.saturating_add(offset).to_string(), false))),
+            offset: None,
+            limit_by: Vec::new(),
+        }),
+        _ => None,
+    };
+    let sql = if out == *q { None } else { Some(render(&out, params)?) };
+    let plan = MergePlan {
+        order_by,
+        limit,
+        offset,
+        group_by,
+        aggregates: p.aggregates,
+        distinct,
+        visible_columns: if p.wildcard_at.is_some() { MergePlan::UNKNOWN_WIDTH } else { p.items.len() },
+        hidden_columns: p.hidden.len(),
+    };
+    Ok((sql, plan))
+}

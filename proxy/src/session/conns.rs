@@ -1,0 +1,113 @@
+//! The backend connections a session holds, one per shard, and how a new one joins.
+//!
+//! Contract: `take` returns the session's pinned connection to a shard, or a pooled one
+//! brought to the session's state (database, SETs, last insert id) that has also joined the
+//! open transaction (its BEGIN and SAVEPOINTs replayed). `keep` pins; dropping returns to
+//! the pool. No SQL of the client's is looked at here.
+
+use super::state::SessionState;
+use crate::backend::{BackendError, Backends, PooledConn};
+use crate::error::{ClientError, ErrorKind};
+use mysql_async::prelude::Queryable;
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub struct Conns {
+    backends: Backends,
+    pinned: HashMap<String, PooledConn>,
+    pub found_rows: bool,
+}
+
+/// A connection handed to a statement, and whether it came fresh from the pool without any
+/// statement run on it yet (only such a one may be retried after it turns out dead).
+pub struct Taken {
+    pub conn: PooledConn,
+    pub fresh: bool,
+}
+
+impl Conns {
+    pub fn new(backends: Backends) -> Conns {
+        Conns { backends, pinned: HashMap::new(), found_rows: false }
+    }
+
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
+    pub fn pinned_shards(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.pinned.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub fn any_pinned(&self) -> Option<String> {
+        self.pinned.keys().next().cloned()
+    }
+
+    pub fn keep(&mut self, shard: &str, conn: PooledConn) {
+        self.pinned.insert(shard.to_string(), conn);
+    }
+
+    /// Removes every pinned connection (for COMMIT/ROLLBACK over all of them).
+    pub fn take_all_pinned(&mut self) -> Vec<(String, PooledConn)> {
+        let mut v: Vec<(String, PooledConn)> = self.pinned.drain().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    pub async fn take(&mut self, shard: &str, state: &SessionState, needs_last_insert_id: bool) -> Result<Taken, ClientError> {
+        if let Some(conn) = self.pinned.remove(shard) {
+            return Ok(Taken { conn, fresh: false });
+        }
+        let pool = self.backends.primary(shard).ok_or_else(|| {
+            ClientError::new(ErrorKind::BackendUnavailable, crate::error::codes::CR_CONN_HOST_ERROR, b"HY000", format!("No pool for shard {shard}: the topology names a shard this node has no connection settings for"))
+        })?;
+        let mut c = pool.acquire(self.found_rows).await?;
+        if let Err(e) = c.sync(state.sync()).await {
+            return Err(fail(c, e));
+        }
+        let mut joins: Vec<String> = Vec::new();
+        if needs_last_insert_id && state.last_insert_id != 0 {
+            joins.push(format!("DO LAST_INSERT_ID({})", state.last_insert_id));
+        }
+        if state.in_tx {
+            joins.push(state.tx_begin.clone().unwrap_or_else(|| "BEGIN".into()));
+            joins.extend(state.savepoints.iter().cloned());
+        }
+        let fresh = joins.is_empty();
+        for sql in joins {
+            let (s, a) = (c.shard().to_string(), c.addr().to_string());
+            let limit = c.query_timeout().unwrap_or(Duration::from_secs(3600));
+            match tokio::time::timeout(limit, c.conn().query_drop(sql)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(fail(c, BackendError::from_mysql(e, &s, &a))),
+                Err(_) => {
+                    c.discard();
+                    return Err(BackendError::Timeout { shard: s, addr: a, timeout_ms: limit.as_millis() as u64 }.into());
+                }
+            }
+        }
+        Ok(Taken { conn: c, fresh })
+    }
+
+    /// Resets and returns every pinned connection (ends open transactions on them).
+    pub async fn release_all(&mut self) {
+        for (_, mut c) in self.take_all_pinned() {
+            let ok = matches!(tokio::time::timeout(Duration::from_secs(5), c.conn().reset()).await, Ok(Ok(true)));
+            if ok {
+                c.note_state(&Default::default());
+            } else {
+                c.discard();
+            }
+        }
+    }
+}
+
+fn fail(mut c: PooledConn, e: BackendError) -> ClientError {
+    if e.is_fatal() {
+        c.discard();
+    } else {
+        c.note_unknown_state();
+    }
+    e.into()
+}

@@ -1,0 +1,254 @@
+//! Running a routed statement: on one shard (streamed as is) or on several (merged or
+//! summed), inside the session's transaction when one is open.
+//!
+//! Contract: the route decides where; this file only takes connections, runs, answers and
+//! decides what stays pinned. It never reads the SQL text.
+
+use super::classify::Classified;
+use super::forward::{forward, Outcome, Request};
+use super::scatter;
+use super::Session;
+use crate::error::{codes, ClientError, ErrorKind};
+use crate::frontend::{Reply, StreamError};
+use crate::router::{MergePlan, Route, StatementKind, Target};
+use slotgate_shared::Topology;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Metric labels of a route.
+fn labels(route: &Route) -> (&'static str, &'static str) {
+    let r = match &route.target {
+        Target::Single { .. } => "single",
+        Target::Multi { .. } | Target::Split { .. } => "multi",
+        Target::Scatter { .. } | Target::ScatterWrite { .. } => "scatter",
+        Target::Broadcast { .. } => "broadcast",
+        Target::Home => "home",
+    };
+    let k = match route.kind {
+        StatementKind::Read => "read",
+        StatementKind::Write => "write",
+        StatementKind::Ddl => "ddl",
+        StatementKind::Session => "session",
+    };
+    (r, k)
+}
+
+fn shard_id(topo: &Topology, idx: usize) -> String {
+    topo.shards.get(idx).map(|s| s.id.clone()).unwrap_or_else(|| topo.shards[topo.home_index()].id.clone())
+}
+
+impl Session {
+    pub(super) async fn execute(&mut self, route: Route, req: Request, classified: &Classified, topo: &Topology, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        let (r, k) = labels(&route);
+        self.shared.metrics.routing().routed(r, k);
+        let ids = |v: &[usize]| v.iter().map(|i| shard_id(topo, *i)).collect::<Vec<_>>();
+        match route.target {
+            // Statements that touch no table run where the session already is.
+            Target::Home if route.kind == StatementKind::Session => {
+                let shard = self.session_shard(topo);
+                self.run_single(&shard, &req, classified, reply).await
+            }
+            Target::Home => self.run_single(&shard_id(topo, topo.home_index()), &req, classified, reply).await,
+            Target::Single { shard } => self.run_single(&shard_id(topo, shard), &req, classified, reply).await,
+            Target::Multi { shards, merge, sql } | Target::Scatter { shards, merge, sql } if route.kind == StatementKind::Read => {
+                let req = rewrite(req, sql);
+                self.run_select(ids(&shards), req, merge, reply).await
+            }
+            Target::Multi { shards, sql, .. } | Target::Scatter { shards, sql, .. } => {
+                let req = rewrite(req, sql);
+                let parts = ids(&shards).into_iter().map(|s| (s, req.clone())).collect();
+                self.run_write(parts, true, reply).await
+            }
+            Target::ScatterWrite { shards } => {
+                let parts = ids(&shards).into_iter().map(|s| (s, req.clone())).collect();
+                self.run_write(parts, true, reply).await
+            }
+            Target::Broadcast { shards } => {
+                let parts = ids(&shards).into_iter().map(|s| (s, req.clone())).collect();
+                self.run_write(parts, false, reply).await
+            }
+            Target::Split { parts } => {
+                let parts = parts.into_iter().map(|(i, sql)| (shard_id(topo, i), Request::Text(Arc::from(sql.into_bytes())))).collect();
+                self.run_write(parts, true, reply).await
+            }
+        }
+    }
+
+    /// Where a statement that touches no table runs: a shard the session holds, else home.
+    pub(super) fn session_shard(&self, topo: &Topology) -> String {
+        self.conns.any_pinned().unwrap_or_else(|| shard_id(topo, topo.home_index()))
+    }
+
+    /// Checks `transaction_mode` before a statement reaches `shards` inside a transaction.
+    fn admit(&mut self, shards: &[String]) -> Result<(), ClientError> {
+        if !self.state.in_transaction() {
+            return Ok(());
+        }
+        let mut all: BTreeSet<String> = self.conns.pinned_shards().into_iter().collect();
+        all.extend(shards.iter().cloned());
+        if all.len() <= 1 {
+            return Ok(());
+        }
+        if self.shared.transaction_mode == crate::config::TransactionMode::Single {
+            self.shared.metrics.routing().refused("single_shard_transaction");
+            let held = self.conns.pinned_shards().join(", ");
+            return Err(ClientError::new(
+                ErrorKind::Unsupported,
+                codes::ER_NOT_SUPPORTED_YET,
+                b"42000",
+                format!(
+                    "This version of slotgate doesn't yet support a transaction on more than one shard with routing.transaction_mode = \"single\": the transaction uses shard {held} and this statement needs {}; the transaction is still open — commit it first, or set transaction_mode = \"multi\"",
+                    shards.join(", ")
+                ),
+            ));
+        }
+        if !self.state.tx_multi_shard {
+            self.state.tx_multi_shard = true;
+            self.shared.metrics.routing().multi_shard_transactions.increment(1);
+        }
+        Ok(())
+    }
+
+    /// One shard: the statement streams through unchanged, with one retry when a pooled
+    /// connection was dead before the statement reached it.
+    pub(super) async fn run_single(&mut self, shard: &str, req: &Request, classified: &Classified, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        if let Err(e) = self.admit(&[shard.to_string()]) {
+            return reply.error(&e).await;
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let taken = match self.conns.take(shard, &self.state, classified.reads_last_insert_id).await {
+                Ok(t) => t,
+                Err(e) => return reply.error(&e).await,
+            };
+            let mut conn = taken.conn;
+            let started = std::time::Instant::now();
+            let outcome = match forward(&mut conn, req, classified.local_infile.as_deref(), self.state.client_status(), reply).await {
+                Ok(o) => o,
+                Err(e) => {
+                    // The client went away mid-answer: the backend connection is mid-result.
+                    conn.discard();
+                    return Err(e);
+                }
+            };
+            conn.observe(started.elapsed());
+            // A LOAD DATA LOCAL file was already read from the client: it cannot be sent twice.
+            if outcome.retryable && taken.fresh && attempt == 1 && classified.local_infile.is_none() {
+                self.conns.backends().primary(shard).inspect(|p| p.retried());
+                conn.discard();
+                continue;
+            }
+            if outcome.retryable {
+                conn.discard();
+                let e = ClientError::new(
+                    ErrorKind::BackendLost,
+                    codes::CR_SERVER_LOST,
+                    b"HY000",
+                    format!("Lost connection to shard {shard} before the statement was sent; retry it"),
+                );
+                if self.state.needs_pin() {
+                    reply.close_after();
+                }
+                self.state.status = mysql_common::constants::StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+                return reply.error(&e).await;
+            }
+            return self.finish(shard, conn, outcome, classified, reply).await;
+        }
+    }
+
+    pub(super) async fn run_home(&mut self, req: &Request, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        let topo = self.topology();
+        let shard = self.session_shard(&topo);
+        self.run_single(&shard, req, &Classified::default(), reply).await
+    }
+
+    async fn finish(&mut self, shard: &str, mut conn: crate::backend::PooledConn, outcome: Outcome, classified: &Classified, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        if outcome.broken {
+            conn.discard();
+            if self.state.needs_pin() {
+                // The transaction or connection-bound state died with the backend connection;
+                // like a lost server connection, the client must reconnect.
+                reply.close_after();
+            }
+            self.state.status = mysql_common::constants::StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+            return Ok(());
+        }
+        if outcome.errored {
+            if classified.statements() > 1 && classified.effects.iter().any(|e| *e != super::classify::Effect::None) {
+                // Part of a multi-statement ran; which SETs took effect is unknown: keep it.
+                self.state.sticky = Some("multi-statement with session effects failed midway");
+            }
+        } else {
+            self.state.apply(&classified.effects);
+            conn.note_state(self.state.sync());
+            if let Some(status) = outcome.status {
+                self.state.status = status;
+            }
+            if let Some(id) = outcome.last_insert_id.filter(|id| *id != 0) {
+                self.state.last_insert_id = id;
+            }
+        }
+        if self.state.needs_pin() {
+            self.conns.keep(shard, conn);
+        }
+        Ok(())
+    }
+
+    async fn take_many(&mut self, shards: &[String]) -> Result<Vec<(String, crate::backend::PooledConn)>, ClientError> {
+        self.admit(shards)?;
+        let mut conns = Vec::with_capacity(shards.len());
+        for s in shards {
+            match self.conns.take(s, &self.state, false).await {
+                Ok(t) => conns.push((s.clone(), t.conn)),
+                Err(e) => {
+                    self.give_back(conns.into_iter().map(|(s, c)| (s, Some(c))).collect());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(conns)
+    }
+
+    fn give_back(&mut self, returned: scatter::Returned) {
+        let pin = self.state.needs_pin();
+        for (s, c) in returned {
+            if let (Some(c), true) = (c, pin) {
+                self.conns.keep(&s, c);
+            }
+        }
+    }
+
+    async fn run_select(&mut self, shards: Vec<String>, req: Request, plan: MergePlan, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        let conns = match self.take_many(&shards).await {
+            Ok(c) => c,
+            Err(e) => return reply.error(&e).await,
+        };
+        let returned = scatter::select(conns, req, plan, self.state.client_status(), reply).await?;
+        self.give_back(returned);
+        Ok(())
+    }
+
+    async fn run_write(&mut self, parts: Vec<(String, Request)>, atomic: bool, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        let shards: Vec<String> = parts.iter().map(|(s, _)| s.clone()).collect();
+        let conns = match self.take_many(&shards).await {
+            Ok(c) => c,
+            Err(e) => return reply.error(&e).await,
+        };
+        let with_req = conns.into_iter().zip(parts).map(|((s, c), (_, r))| (s, c, r)).collect();
+        // Inside the client's transaction the statement is part of it; outside, each shard
+        // wraps it in its own so that the shards commit together or not at all.
+        let atomic = atomic && !self.state.in_transaction();
+        let returned = scatter::write(with_req, atomic, self.state.client_status(), reply, &self.shared.metrics.routing().partial_commits).await?;
+        self.give_back(returned);
+        Ok(())
+    }
+}
+
+fn rewrite(req: Request, sql: Option<String>) -> Request {
+    match (req, sql) {
+        (req, None) => req,
+        (Request::Text(_), Some(s)) => Request::Text(Arc::from(s.into_bytes())),
+        (Request::Binary(_, p), Some(s)) => Request::Binary(Arc::from(s.into_bytes()), p),
+    }
+}

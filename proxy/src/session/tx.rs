@@ -1,0 +1,147 @@
+//! Transaction control across shards: BEGIN opens a transaction lazily (each shard joins with
+//! the same BEGIN at its first statement), COMMIT and ROLLBACK go to every shard the
+//! transaction reached, one by one; SAVEPOINTs go to every shard and are replayed on shards
+//! that join later.
+//!
+//! Contract: answers exactly once; a COMMIT that fails after other shards committed is
+//! reported as a partial commit naming them; the session's bookkeeping ends with the
+//! transaction either way.
+
+use super::classify::TxControl;
+use super::forward::Request;
+use super::scatter::partial_commit;
+use super::Session;
+use crate::backend::BackendError;
+use crate::frontend::{OkInfo, Reply, StreamError};
+use mysql_async::prelude::Queryable;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Session {
+    pub(super) async fn tx_control(&mut self, tx: &TxControl, sql: &[u8], reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        let text = String::from_utf8_lossy(sql).trim().to_string();
+        match tx {
+            TxControl::Begin(begin) => {
+                // Like MariaDB, BEGIN inside a transaction commits it first.
+                if self.conns.any_pinned().is_some() && self.state.in_transaction() {
+                    if let Err(e) = self.finish_all("COMMIT").await {
+                        return reply.error(&e).await;
+                    }
+                }
+                self.state.end_transaction();
+                self.state.in_tx = true;
+                self.state.tx_begin = Some(begin.clone());
+                self.tx_topology = Some(self.shared.topology.load());
+                reply.ok(&OkInfo::default(), self.state.client_status()).await
+            }
+            TxControl::Commit | TxControl::Rollback => {
+                let r = self.finish_all(&text).await;
+                self.state.end_transaction();
+                self.tx_topology = None;
+                self.unpin_if_free().await;
+                match r {
+                    Ok(()) => reply.ok(&OkInfo::default(), self.state.client_status()).await,
+                    Err(e) => reply.error(&e).await,
+                }
+            }
+            TxControl::Savepoint(sp) => {
+                if !self.state.in_transaction() && self.conns.any_pinned().is_none() {
+                    return self.run_home(&Request::Text(Arc::from(sql)), reply).await;
+                }
+                match self.on_all_pinned(&text).await {
+                    Ok(()) => {
+                        self.state.savepoints.push(sp.clone());
+                        reply.ok(&OkInfo::default(), self.state.client_status()).await
+                    }
+                    Err(e) => reply.error(&e.into()).await,
+                }
+            }
+            TxControl::OnAll => {
+                if self.conns.any_pinned().is_none() {
+                    return self.run_home(&Request::Text(Arc::from(sql)), reply).await;
+                }
+                match self.on_all_pinned(&text).await {
+                    Ok(()) => reply.ok(&OkInfo::default(), self.state.client_status()).await,
+                    Err(e) => reply.error(&e.into()).await,
+                }
+            }
+        }
+    }
+
+    /// Runs `sql` on every pinned connection, keeping them pinned.
+    async fn on_all_pinned(&mut self, sql: &str) -> Result<(), BackendError> {
+        let mut result = Ok(());
+        for (shard, mut c) in self.conns.take_all_pinned() {
+            let (s, a) = (c.shard().to_string(), c.addr().to_string());
+            match run(&mut c, sql).await {
+                Ok(()) => self.conns.keep(&shard, c),
+                Err(e) => {
+                    let e = BackendError::from_mysql(e, &s, &a);
+                    if e.is_fatal() {
+                        c.discard();
+                    } else {
+                        self.conns.keep(&shard, c);
+                    }
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    /// COMMIT (or ROLLBACK) on every pinned connection, one by one.
+    async fn finish_all(&mut self, sql: &str) -> Result<(), crate::error::ClientError> {
+        let committing = !sql.to_ascii_uppercase().starts_with("ROLLBACK");
+        let mut done: Vec<String> = Vec::new();
+        let mut failure: Option<(String, BackendError)> = None;
+        for (shard, mut c) in self.conns.take_all_pinned() {
+            let (s, a) = (c.shard().to_string(), c.addr().to_string());
+            let stmt = if failure.is_some() { "ROLLBACK" } else { sql };
+            match run(&mut c, stmt).await {
+                Ok(()) => {
+                    if failure.is_none() {
+                        done.push(shard.clone());
+                    }
+                    self.conns.keep(&shard, c);
+                }
+                Err(e) => {
+                    let e = BackendError::from_mysql(e, &s, &a);
+                    if e.is_fatal() {
+                        c.discard();
+                    } else {
+                        self.conns.keep(&shard, c);
+                    }
+                    failure.get_or_insert((shard, e));
+                }
+            }
+        }
+        match failure {
+            None => Ok(()),
+            Some((_, e)) if !committing || done.is_empty() => Err(e.into()),
+            Some((shard, e)) => {
+                self.shared.metrics.routing().partial_commits.increment(1);
+                Err(partial_commit(&done, &shard, &e))
+            }
+        }
+    }
+
+    /// Returns pinned connections to the pool once nothing needs them.
+    pub(super) async fn unpin_if_free(&mut self) {
+        if self.state.needs_pin() {
+            return;
+        }
+        for (_, c) in self.conns.take_all_pinned() {
+            drop(c);
+        }
+    }
+}
+
+async fn run(c: &mut crate::backend::PooledConn, sql: &str) -> Result<(), mysql_async::Error> {
+    let limit = c.query_timeout().unwrap_or(Duration::from_secs(3600));
+    match tokio::time::timeout(limit, c.conn().query_drop(sql)).await {
+        Ok(r) => r,
+        Err(_) => Err(mysql_async::Error::Other("timeout".into())),
+    }
+}

@@ -1,0 +1,41 @@
+//! The README's quick start: `scripts/demo.sh --detach` brings up 4 shards and 3 nodes that
+//! stock clients log in to, writes `.demo/cluster.json`, and `scripts/demo.sh stop` ends it.
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts};
+use std::process::Command;
+
+fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+struct StopDemo;
+
+impl Drop for StopDemo {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg("scripts/demo.sh").arg("stop").current_dir(repo()).output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_starts_a_cluster_clients_can_use() {
+    let _stop = StopDemo;
+    let out = tokio::process::Command::new("bash").args(["scripts/demo.sh", "--detach"]).current_dir(repo()).output().await.unwrap();
+    assert!(out.status.success(), "demo failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let cluster: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo().join(".demo/cluster.json")).unwrap()).unwrap();
+    assert_eq!(cluster["nodes"].as_array().unwrap().len(), 3);
+    assert_eq!(cluster["shards"].as_array().unwrap().len(), 4);
+    for (i, port) in [6033, 6034, 6035].into_iter().enumerate() {
+        let url = format!("mysql://demo:demo@127.0.0.1:{port}/demo?prefer_socket=false");
+        let mut c = Conn::new(Opts::from_url(&url).unwrap()).await.unwrap();
+        let id = 100 + i as i64;
+        c.query_drop(format!("INSERT INTO users (id, name, country) VALUES ({id}, 'u{id}', 'de')")).await.unwrap();
+        let name: Option<String> = c.query_first(format!("SELECT name FROM users WHERE id = {id}")).await.unwrap();
+        assert_eq!(name.as_deref(), Some(format!("u{id}").as_str()));
+    }
+    let mut c = Conn::new(Opts::from_url("mysql://demo:demo@127.0.0.1:6034/demo?prefer_socket=false").unwrap()).await.unwrap();
+    let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM users WHERE id BETWEEN 100 AND 102").await.unwrap();
+    assert_eq!(n, Some(3), "every node sees the rows written through the others");
+    let bad = Conn::new(Opts::from_url("mysql://demo:wrong@127.0.0.1:6033/demo?prefer_socket=false").unwrap()).await.unwrap_err();
+    assert!(matches!(bad, mysql_async::Error::Server(ref e) if e.code == 1045), "{bad:?}");
+}
