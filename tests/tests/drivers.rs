@@ -127,3 +127,28 @@ async fn tls_from_config_and_require_tls_per_user() {
     let out = run(USER, PASSWORD, false).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test]
+async fn sqlalchemy_core_over_pymysql_with_a_sharded_table() {
+    let (s0, s1, s2) = tokio::try_join!(MariaDb::start(), MariaDb::start(), MariaDb::start()).unwrap();
+    let opts = slotgate_tests::proxy::ProxyOptions {
+        routing_extra: "[[routing.rules]]\ndatabase = \"sa\"\ntable = \"users\"\ncolumn = \"id\"\n".into(),
+        ..Default::default()
+    };
+    let p = TestProxy::start_with(&[&s0, &s1, &s2], opts).await.unwrap();
+    p.conn(None).await.unwrap().query_drop("CREATE DATABASE sa").await.unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/sqlalchemy_routing_check.py");
+    let out = Command::new("python3")
+        .args([script, "127.0.0.1", &p.mysql_port.to_string(), USER, PASSWORD, "sa"])
+        .output()
+        .await
+        .expect("python3 is missing");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("sqlalchemy routing checks passed"), "{stdout}");
+    // The rows really are spread: every shard holds some.
+    for s in [&s0, &s1, &s2] {
+        let n: Option<i64> = s.conn_db("sa").await.unwrap().query_first("SELECT COUNT(*) FROM users").await.unwrap();
+        assert!(n.unwrap_or(0) > 50, "{n:?}");
+    }
+}
