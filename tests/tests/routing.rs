@@ -44,7 +44,7 @@ fn data() -> Vec<String> {
 /// Statements whose results must match the reference exactly.
 fn corpus() -> Vec<String> {
     let mut q = Vec::new();
-    for k in [1, 2, 3, 17, 42, 99, 100, 123, 200, 239, 240, 241, 0, -5] {
+    for k in (1..=240).step_by(7).chain([2, 3, 17, 42, 99, 100, 123, 200, 239, 240, 241, 0, -5]) {
         q.push(format!("SELECT * FROM customers WHERE id = {k}"));
         q.push(format!("SELECT id, name, balance FROM customers WHERE id = '{k}'"));
         q.push(format!("SELECT o.id, o.amount FROM orders o WHERE o.customer_id = {k} ORDER BY o.id"));
@@ -197,7 +197,7 @@ async fn same_answers_as_one_mariadb() {
     assert_eq!(got.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>(), want.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>());
     p.exec_drop("INSERT INTO customers (id, name) VALUES (?, ?), (?, ?)", (2001, "p1", 2002, "p2")).await.unwrap();
     assert_eq!(p.affected_rows(), 2);
-    assert!(checked > 150, "{checked} statements compared");
+    assert!(checked > 300, "{checked} statements compared");
 }
 
 #[tokio::test]

@@ -71,24 +71,25 @@ impl Session {
     /// Runs `sql` on every pinned connection, keeping them pinned.
     async fn on_all_pinned(&mut self, sql: &str) -> Result<(), BackendError> {
         let mut result = Ok(());
-        for (shard, mut c) in self.conns.take_all_pinned() {
-            let (s, a) = (c.shard().to_string(), c.addr().to_string());
-            match run(&mut c, sql).await {
-                Ok(()) => self.conns.keep(&shard, c),
-                Err(e) => {
-                    let e = BackendError::from_mysql(e, &s, &a);
-                    if e.is_fatal() {
-                        c.discard();
-                    } else {
-                        self.conns.keep(&shard, c);
-                    }
-                    if result.is_ok() {
-                        result = Err(e);
-                    }
+        for (shard, c) in self.conns.take_all_pinned() {
+            if let Err(e) = self.run_kept(&shard, c, sql).await {
+                if result.is_ok() {
+                    result = Err(e);
                 }
             }
         }
         result
+    }
+
+    /// Runs `sql` on `c` and pins it again, unless the error shows it broke.
+    async fn run_kept(&mut self, shard: &str, mut c: crate::backend::PooledConn, sql: &str) -> Result<(), BackendError> {
+        let (s, a) = (c.shard().to_string(), c.addr().to_string());
+        let r = run(&mut c, sql).await.map_err(|e| BackendError::from_mysql(e, &s, &a));
+        match &r {
+            Err(e) if e.is_fatal() => c.discard(),
+            _ => self.conns.keep(shard, c),
+        }
+        r
     }
 
     /// COMMIT (or ROLLBACK) on every pinned connection, one by one.
@@ -96,23 +97,12 @@ impl Session {
         let committing = !sql.to_ascii_uppercase().starts_with("ROLLBACK");
         let mut done: Vec<String> = Vec::new();
         let mut failure: Option<(String, BackendError)> = None;
-        for (shard, mut c) in self.conns.take_all_pinned() {
-            let (s, a) = (c.shard().to_string(), c.addr().to_string());
+        for (shard, c) in self.conns.take_all_pinned() {
             let stmt = if failure.is_some() { "ROLLBACK" } else { sql };
-            match run(&mut c, stmt).await {
-                Ok(()) => {
-                    if failure.is_none() {
-                        done.push(shard.clone());
-                    }
-                    self.conns.keep(&shard, c);
-                }
+            match self.run_kept(&shard, c, stmt).await {
+                Ok(()) if failure.is_none() => done.push(shard),
+                Ok(()) => {}
                 Err(e) => {
-                    let e = BackendError::from_mysql(e, &s, &a);
-                    if e.is_fatal() {
-                        c.discard();
-                    } else {
-                        self.conns.keep(&shard, c);
-                    }
                     failure.get_or_insert((shard, e));
                 }
             }
