@@ -146,6 +146,10 @@ async fn sqlalchemy_core_over_pymysql_with_a_sharded_table() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("sqlalchemy routing checks passed"), "{stdout}");
+    // The mariadb CLI sees the same merged answers.
+    let out = cli(p.mysql_port, PASSWORD, &["sa", "-e", "SELECT country, COUNT(*) AS n FROM users GROUP BY country; SELECT name FROM users WHERE id = 7"]).await;
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "country\tn\nde\t96\nfr\t97\njp\t97\nname\nn7\n");
     // The rows really are spread: every shard holds some.
     for s in [&s0, &s1, &s2] {
         let n: Option<i64> = s.conn_db("sa").await.unwrap().query_first("SELECT COUNT(*) FROM users").await.unwrap();
