@@ -39,15 +39,29 @@ impl BackendError {
     }
 }
 
-/// True for errors that show a pooled connection was already dead when the statement was
-/// written (the server closed it while idle): a statement that met this was never run.
-pub fn is_dead_before_send(e: &MyError) -> bool {
+/// What an error on the first exchange of a statement says about whether it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadConn {
+    /// Not a dead connection.
+    No,
+    /// The write failed: the statement surely never reached the server.
+    BeforeSend,
+    /// The connection was closed before any answer (a server closes idle connections so):
+    /// the statement almost surely did not run, but may have; safe to repeat only if it is
+    /// idempotent.
+    BeforeAnswer,
+}
+
+/// Classifies an error met on a pooled connection before any answer arrived.
+pub fn dead_conn(e: &MyError) -> DeadConn {
     use std::io::ErrorKind::*;
     match e {
-        MyError::Io(mysql_async::IoError::Io(io)) => {
-            matches!(io.kind(), BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected)
-        }
-        MyError::Driver(mysql_async::DriverError::ConnectionClosed) => true,
-        _ => false,
+        MyError::Io(mysql_async::IoError::Io(io)) => match io.kind() {
+            BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected => DeadConn::BeforeSend,
+            UnexpectedEof => DeadConn::BeforeAnswer,
+            _ => DeadConn::No,
+        },
+        MyError::Driver(mysql_async::DriverError::ConnectionClosed) => DeadConn::BeforeSend,
+        _ => DeadConn::No,
     }
 }

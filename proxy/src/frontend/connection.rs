@@ -94,9 +94,26 @@ async fn command_loop<H: Handler>(
 ) -> Result<(), StreamError> {
     loop {
         stream.reset_seq();
-        let packet = tokio::select! {
-            p = stream.read() => p,
-            _ = cancel.cancelled() => return Ok(()),
+        // While the session holds something it should give back when the client is idle,
+        // wait for the next command at most that long first. Reading is cancel-safe: bytes
+        // already received stay buffered for the read below.
+        let early = match handler.idle_release_after() {
+            Some(idle) => tokio::select! {
+                p = stream.read() => Some(p),
+                _ = tokio::time::sleep(idle) => {
+                    handler.on_idle().await;
+                    None
+                }
+                _ = cancel.cancelled() => return Ok(()),
+            },
+            None => None,
+        };
+        let packet = match early {
+            Some(p) => p,
+            None => tokio::select! {
+                p = stream.read() => p,
+                _ = cancel.cancelled() => return Ok(()),
+            },
         };
         let packet = match packet {
             Ok(Some(p)) => p,

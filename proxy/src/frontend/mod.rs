@@ -44,6 +44,11 @@ pub trait Handler: Send {
     fn on_change_user(&mut self, login: &Login, reply: &mut Reply<'_>) -> impl Future<Output = Result<(), StreamError>> + Send;
     /// The session's status flags (IN_TRANS, AUTOCOMMIT) for answers the frontend writes.
     fn status(&self) -> StatusFlags;
+    /// How long the client may stay idle before `on_idle` is called; `None` when the session
+    /// holds nothing it should give back while idle.
+    fn idle_release_after(&self) -> Option<std::time::Duration>;
+    /// The client has been idle for `idle_release_after`: give back what can be given back.
+    fn on_idle(&mut self) -> impl Future<Output = ()> + Send;
     /// The connection is closing (quit, error or shutdown): release what the session holds.
     fn on_close(&mut self) -> impl Future<Output = ()> + Send;
 }

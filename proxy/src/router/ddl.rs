@@ -1,12 +1,15 @@
 //! Routing of everything but queries and DML: DDL, session and metadata statements.
 //!
-//! Contract: CREATE/ALTER/DROP/TRUNCATE TABLE, CREATE/DROP INDEX and RENAME TABLE of sharded
-//! tables go to every shard (`Broadcast`), of unsharded tables home; a statement mixing both is
-//! refused. CREATE/ALTER/DROP DATABASE goes everywhere. SET, USE, SHOW, EXPLAIN/DESCRIBE,
-//! transaction control, KILL, FLUSH and the like go home as `Session`. Any other statement goes
-//! home unless it names a sharded table, in which case it is refused (never half-done).
+//! Contract: CREATE/ALTER/DROP/TRUNCATE TABLE and CREATE/DROP INDEX of sharded tables go to
+//! every shard (`Broadcast`), of unsharded tables home; a statement mixing both is refused.
+//! RENAME TABLE to or from a sharded name and CREATE/ALTER/DROP DATABASE go everywhere. SET,
+//! USE, SHOW, EXPLAIN/DESCRIBE, transaction control, KILL, FLUSH and the like go home as
+//! `Session` (a SET whose subquery reads sharded tables goes to their one shard, or is
+//! refused). Any other statement goes home unless it names a sharded table, in which case it
+//! is refused (never half-done).
 
-use super::scope::{table_name, Analyzer, Decision};
+use super::decide::Decision;
+use super::scope::{table_name, Analyzer};
 use super::{Route, RouteContext, RouteError, StatementKind, Target};
 use slotgate_shared::Topology;
 use sqlparser::ast::{ObjectName, ObjectType, Statement, Visit, Visitor};
@@ -16,8 +19,19 @@ pub(crate) fn route_other(stmt: &Statement, topo: &Topology, ctx: &RouteContext<
     let session = Ok(Route { kind: StatementKind::Session, target: Target::Home });
     let everywhere = || Ok(Route { kind: StatementKind::Ddl, target: Target::Broadcast { shards: (0..topo.shards.len()).collect() } });
     match stmt {
-        Statement::Set(_)
-        | Statement::Use(_)
+        Statement::Set(_) => {
+            // `SET @x = (SELECT ...)` reads tables: run it where they are (one shard at most).
+            let mut a = Analyzer::new(topo, ctx);
+            a.scope(&[], None, 1, |a| a.scan(stmt, 1));
+            match a.decide() {
+                Ok(Decision::Unsharded) => session,
+                Ok(Decision::Single(shard)) => Ok(Route { kind: StatementKind::Session, target: Target::Single { shard } }),
+                _ => Err(RouteError::unsupported(
+                    "SET with a subquery over sharded tables is supported only when the subquery is pinned to one shard",
+                )),
+            }
+        }
+        Statement::Use(_)
         | Statement::StartTransaction { .. }
         | Statement::Commit { .. }
         | Statement::Rollback { .. }
@@ -62,7 +76,14 @@ pub(crate) fn route_other(stmt: &Statement, topo: &Topology, ctx: &RouteContext<
         Statement::AlterTable(at) => tables([&at.name], false, topo, ctx),
         Statement::Truncate(t) => tables(t.table_names.iter().map(|x| &x.name), false, topo, ctx),
         Statement::CreateIndex(ci) => tables([&ci.table_name], false, topo, ctx),
-        Statement::RenameTable(list) => tables(list.iter().map(|r| &r.old_name), false, topo, ctx),
+        Statement::RenameTable(list) => {
+            // Renaming to or from a sharded name must happen on every shard.
+            if list.iter().any(|r| is_sharded(&r.old_name, topo, ctx) || is_sharded(&r.new_name, topo, ctx)) {
+                everywhere()
+            } else {
+                Ok(Route { kind: StatementKind::Ddl, target: Target::Home })
+            }
+        }
         Statement::LockTables { tables: list } => {
             let sharded = list.iter().any(|t| ctx.database.is_some_and(|d| topo.rule(d, &t.table.value).is_some()));
             if sharded {

@@ -9,11 +9,12 @@
 
 use super::key::{key_of_expr, KeyLit};
 use super::merge::MergePlan;
-use super::scope::{nested_queries, Analyzer, Decision};
+use super::decide::Decision;
+use super::scope::Analyzer;
 use super::{Route, RouteContext, RouteError, StatementKind, Target};
 use slotgate_shared::Topology;
 use sqlparser::ast::{
-    Assignment, AssignmentTarget, Delete, Expr, FromTable, ObjectName, ObjectNamePart, Query, TableWithJoins, Update, UpdateTableFromKind,
+    Assignment, AssignmentTarget, Delete, Expr, FromTable, ObjectName, ObjectNamePart, TableWithJoins, Update, UpdateTableFromKind,
 };
 
 pub(crate) fn route_update(u: &Update, topo: &Topology, ctx: &RouteContext<'_>) -> Result<Route, RouteError> {
@@ -51,8 +52,11 @@ fn route_dml(
     ctx: &RouteContext<'_>,
 ) -> Result<Route, RouteError> {
     let mut a = Analyzer::new(topo, ctx);
-    let subqueries: Vec<Query> = exprs.iter().flat_map(|e| nested_queries(*e)).collect();
-    a.scope(from, selection, subqueries, 0);
+    a.scope(from, selection, 0, |a| {
+        for e in exprs {
+            a.scan(*e, 0);
+        }
+    });
     let decision = a.decide()?;
     // Assignments to a shard key: allowed only to a known value on the row's own shard.
     let mut key_targets = Vec::new();

@@ -11,7 +11,8 @@
 
 use super::key::{key_of_expr, KeyLit};
 use super::literal::render;
-use super::scope::{idents, table_name, Analyzer, Decision};
+use super::decide::Decision;
+use super::scope::{idents, table_name, Analyzer};
 use super::{Route, RouteContext, RouteError, StatementKind, Target};
 use slotgate_shared::Topology;
 use sqlparser::ast::{Assignment, AssignmentTarget, Expr, Insert, ObjectName, OnInsert, SetExpr, Statement, TableObject};
@@ -29,12 +30,10 @@ pub(crate) fn route_insert(ins: &Insert, topo: &Topology, ctx: &RouteContext<'_>
     if let Some(q) = &ins.source {
         a.query(q, 1);
     }
-    let mut other: Vec<&Expr> = ins.assignments.iter().map(|x| &x.value).collect();
-    if let Some(OnInsert::DuplicateKeyUpdate(list)) = &ins.on {
-        other.extend(list.iter().map(|x| &x.value));
-    }
-    let subqueries = other.iter().flat_map(|e| super::scope::nested_queries(*e)).collect();
-    a.scope(&[], None, subqueries, 1);
+    a.scope(&[], None, 1, |a| {
+        a.scan(&ins.assignments, 1);
+        a.scan(&ins.on, 1);
+    });
     let Some(rule) = rule else {
         return match a.decide() {
             Ok(Decision::Unsharded) => write(Target::Home),
@@ -53,14 +52,13 @@ pub(crate) fn route_insert(ins: &Insert, topo: &Topology, ctx: &RouteContext<'_>
     }
     match &ins.on {
         None => {}
-        Some(OnInsert::DuplicateKeyUpdate(list)) => {
-            if list.iter().any(|x| assigns(x, &is_key)) {
-                return Err(RouteError::unsupported(format!(
-                    "ON DUPLICATE KEY UPDATE of the shard key column '{}' is not supported: a row cannot move between shards",
-                    rule.column
-                )));
-            }
+        Some(OnInsert::DuplicateKeyUpdate(list)) if list.iter().any(|x| assigns(x, &is_key)) => {
+            return Err(RouteError::unsupported(format!(
+                "ON DUPLICATE KEY UPDATE of the shard key column '{}' is not supported: a row cannot move between shards",
+                rule.column
+            )));
         }
+        Some(OnInsert::DuplicateKeyUpdate(_)) => {}
         Some(_) => return Err(RouteError::unsupported("this ON CONFLICT clause is not supported")),
     }
     let shard_of = |e: &Expr| match key_of_expr(e, ctx.params) {

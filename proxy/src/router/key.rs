@@ -2,11 +2,12 @@
 //! what a WHERE/ON condition implies about shard keys ("pins").
 //!
 //! Contract: pure and total. A value is `Known` only when it hashes as MySQL's CRC32 sees it:
-//! integer literals (also with unary minus) as `Int`/`UInt`, plain decimals as `Decimal` (as
-//! written), string literals as their bytes after MySQL unescaping (backslash escapes on, i.e.
-//! no NO_BACKSLASH_ESCAPES), bound `Int`/`UInt`/`Bytes` parameters directly. Anything else
-//! (hex literals, floats with exponents, expressions, dates) is `Unknown`, which makes the
-//! router route more widely (or refuse an INSERT), never wrongly.
+//! integer literals (also with unary minus) as `Int`/`UInt`; decimals as `Decimal`, as written,
+//! when written the way MySQL prints them back (`1.50`, `0.5`; not `.5` or `01.5`); string
+//! literals as their bytes after MySQL unescaping (backslash escapes on, i.e. no
+//! NO_BACKSLASH_ESCAPES); bound `Int`/`UInt`/`Bytes` parameters directly. Anything else (hex
+//! literals, floats with exponents, expressions, dates) is `Unknown`, which makes the router
+//! route more widely (or refuse an INSERT), never wrongly.
 //! A pin maps a table reference to the set of shards that can hold its matching rows; it is
 //! derived from `=` and `IN (...)` on the key, through AND (intersection) and OR (union).
 
@@ -99,9 +100,10 @@ fn number_key(n: &str) -> Option<KeyValue> {
         }
         return n.parse::<u64>().ok().map(KeyValue::UInt);
     }
+    // Only the form MySQL prints back the same (`1.50`, `0.5`): not `.5`, `1.`, `01.5`.
     let (int, frac) = n.split_once('.')?;
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty()) {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if digits(int) && digits(frac) && (int == "0" || !int.starts_with('0')) {
         return Some(KeyValue::Decimal(n.to_string()));
     }
     None
@@ -170,34 +172,79 @@ pub(crate) fn conjuncts(expr: &Expr) -> Vec<&Expr> {
     out
 }
 
+/// The top-level OR-ed parts of a condition.
+fn disjuncts(expr: &Expr) -> Vec<&Expr> {
+    let mut out = Vec::new();
+    let mut stack = vec![expr];
+    while let Some(e) = stack.pop() {
+        match e {
+            Expr::BinaryOp { left, op: BinaryOperator::Or, right } => {
+                stack.push(right);
+                stack.push(left);
+            }
+            Expr::Nested(inner) if matches!(inner.as_ref(), Expr::BinaryOp { op: BinaryOperator::Or, .. } | Expr::Nested(_)) => {
+                stack.push(inner)
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// What `expr` being true implies: table-reference id -> shards its key can be on.
 /// `col` resolves a column expression to the id of the table whose shard key it is; `val` gives
 /// the shards of a value expression (empty for NULL, None when unknown).
+/// AND and OR chains are flattened without recursion; conditions alternating AND/OR more than
+/// `MAX_PIN_DEPTH` levels deep imply nothing (bounded stack).
 pub(crate) fn implied_pins(
     expr: &Expr,
     col: &dyn Fn(&Expr) -> Option<usize>,
     val: &dyn Fn(&Expr) -> Option<ShardSet>,
 ) -> HashMap<usize, ShardSet> {
+    pins_at(expr, col, val, 0)
+}
+
+const MAX_PIN_DEPTH: usize = 100;
+
+fn pins_at(
+    expr: &Expr,
+    col: &dyn Fn(&Expr) -> Option<usize>,
+    val: &dyn Fn(&Expr) -> Option<ShardSet>,
+    depth: usize,
+) -> HashMap<usize, ShardSet> {
+    if depth > MAX_PIN_DEPTH {
+        return HashMap::new();
+    }
     match expr {
-        Expr::Nested(e) => implied_pins(e, col, val),
-        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
-            let mut a = implied_pins(left, col, val);
-            for (id, set) in implied_pins(right, col, val) {
-                match a.get_mut(&id) {
-                    Some(existing) => *existing = existing.intersection(&set).copied().collect(),
-                    None => {
-                        a.insert(id, set);
+        Expr::Nested(_) | Expr::BinaryOp { op: BinaryOperator::And, .. } => {
+            let mut acc: HashMap<usize, ShardSet> = HashMap::new();
+            for part in conjuncts(expr) {
+                for (id, set) in pins_at(part, col, val, depth + 1) {
+                    match acc.get_mut(&id) {
+                        Some(existing) => *existing = existing.intersection(&set).copied().collect(),
+                        None => {
+                            acc.insert(id, set);
+                        }
                     }
                 }
             }
-            a
+            acc
         }
-        Expr::BinaryOp { left, op: BinaryOperator::Or, right } => {
-            let a = implied_pins(left, col, val);
-            let b = implied_pins(right, col, val);
-            a.into_iter()
-                .filter_map(|(id, set)| b.get(&id).map(|other| (id, set.union(other).copied().collect())))
-                .collect()
+        Expr::BinaryOp { op: BinaryOperator::Or, .. } => {
+            let mut parts = disjuncts(expr).into_iter();
+            let Some(first) = parts.next() else { return HashMap::new() };
+            let mut acc = pins_at(first, col, val, depth + 1);
+            for part in parts {
+                if acc.is_empty() {
+                    break;
+                }
+                let other = pins_at(part, col, val, depth + 1);
+                acc = acc
+                    .into_iter()
+                    .filter_map(|(id, set)| other.get(&id).map(|o| (id, set.union(o).copied().collect())))
+                    .collect();
+            }
+            acc
         }
         Expr::BinaryOp { left, op: BinaryOperator::Eq, right } => {
             let mut out = HashMap::new();
@@ -262,6 +309,9 @@ mod tests {
         assert_eq!(k("SELECT 1 WHERE k = _utf8mb4'z'"), KeyLit::Known(KeyValue::Bytes(b"z".to_vec())));
         assert_eq!(k("SELECT 1 WHERE k = NULL"), KeyLit::Null);
         assert_eq!(k("SELECT 1 WHERE k = 1e3"), KeyLit::Unknown);
+        assert_eq!(k("SELECT 1 WHERE k = 0.5"), KeyLit::Known(KeyValue::Decimal("0.5".into())));
+        assert_eq!(k("SELECT 1 WHERE k = .5"), KeyLit::Unknown);
+        assert_eq!(k("SELECT 1 WHERE k = 01.5"), KeyLit::Unknown);
         assert_eq!(k("SELECT 1 WHERE k = X'41'"), KeyLit::Unknown);
         assert_eq!(k("SELECT 1 WHERE k = 1 + 1"), KeyLit::Unknown);
         assert_eq!(k("SELECT 1 WHERE k = _latin2'z'"), KeyLit::Unknown);

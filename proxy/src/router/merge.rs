@@ -116,7 +116,7 @@ impl MergePlan {
         }
         let base = row_len.saturating_sub(self.hidden_columns);
         let last = row_len.saturating_sub(1);
-        let map = |c: usize| if c >= Self::HIDDEN_BASE { (base + (c - Self::HIDDEN_BASE)).min(last) } else { c.min(last) };
+        let map = |c: usize| if c >= Self::HIDDEN_BASE { base.saturating_add(c - Self::HIDDEN_BASE).min(last) } else { c.min(last) };
         let func = |f: AggFunc| match f {
             AggFunc::Avg { sum, count } => AggFunc::Avg { sum: map(sum), count: map(count) },
             other => other,

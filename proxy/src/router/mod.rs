@@ -18,7 +18,9 @@
 //! string key with a number, a decimal written with other digits, a case-insensitive
 //! collation) hashes as written, per the slot function's contract.
 
+mod aggregate;
 mod ddl;
+mod decide;
 mod dml;
 mod error;
 mod insert;
@@ -32,11 +34,13 @@ mod select;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_edge;
+#[cfg(test)]
 mod tests_select;
 
 pub use error::RouteError;
 pub use merge::{AggFunc, Aggregate, MergePlan, SortKey};
-pub use parse::{ParseCache, MAX_CACHED_LEN};
+pub use parse::{ParseCache, MAX_CACHED_LEN, MAX_CHAIN};
 
 use slotgate_shared::Topology;
 use sqlparser::ast::{Statement, Use};

@@ -27,9 +27,11 @@ impl Parsed {
         let dialect = MySqlDialect {};
         let mut tokens = Vec::new();
         let mut placeholders = 0usize;
+        let mut chain = ChainDepth::default();
         Tokenizer::new(&dialect, sql)
             .with_unescape(false)
             .tokenize_with_location_into_buf_with_mapper(&mut tokens, |mut t| {
+                chain.push(&t.token);
                 if let Token::Placeholder(p) = &t.token {
                     let renamed = if p == "?" {
                         placeholders += 1;
@@ -42,6 +44,11 @@ impl Parsed {
                 t
             })
             .map_err(|e| RouteError::Parse(e.to_string()))?;
+        if chain.max > MAX_CHAIN {
+            return Err(RouteError::unsupported(format!(
+                "expressions with more than {MAX_CHAIN} operators in a row are not supported by the router: use IN (...) or split the statement"
+            )));
+        }
         let statements = Parser::new(&dialect)
             .with_options(ParserOptions::new().with_unescape(false))
             .with_recursion_limit(RECURSION_LIMIT)
@@ -49,6 +56,53 @@ impl Parsed {
             .parse_statements()
             .map_err(|e| RouteError::Parse(e.to_string()))?;
         Ok(Parsed { statements, placeholders })
+    }
+}
+
+/// Operators allowed in a row (one expression, not counting those separated by commas).
+/// sqlparser builds left-deep trees for operator chains and its Clone/Drop recurse, so this
+/// bounds the stack the statement needs (release builds handle several thousand levels in 2 MiB).
+pub const MAX_CHAIN: usize = 1000;
+
+/// An upper bound on how deeply operator chains nest: per parenthesis level, the operators
+/// since the last comma, summed over the open levels.
+#[derive(Default)]
+struct ChainDepth {
+    levels: Vec<usize>,
+    current: usize,
+    max: usize,
+}
+
+impl ChainDepth {
+    fn push(&mut self, token: &Token) {
+        use sqlparser::keywords::Keyword;
+        match token {
+            Token::Whitespace(_) | Token::Period | Token::Number(..) | Token::Placeholder(_) => {}
+            Token::LParen | Token::LBracket => self.levels.push(std::mem::take(&mut self.current)),
+            Token::RParen | Token::RBracket => self.current = self.levels.pop().unwrap_or(0),
+            Token::Comma => self.current = 0,
+            Token::SemiColon => {
+                self.levels.clear();
+                self.current = 0;
+            }
+            Token::Word(w) => {
+                if matches!(
+                    w.keyword,
+                    Keyword::AND | Keyword::OR | Keyword::XOR | Keyword::NOT | Keyword::IS | Keyword::LIKE | Keyword::RLIKE
+                        | Keyword::REGEXP | Keyword::IN | Keyword::BETWEEN | Keyword::DIV | Keyword::MOD | Keyword::COLLATE
+                ) {
+                    self.bump();
+                }
+            }
+            Token::SingleQuotedString(_) | Token::DoubleQuotedString(_) | Token::HexStringLiteral(_) | Token::NationalStringLiteral(_) => {}
+            _ => self.bump(),
+        }
+    }
+
+    fn bump(&mut self) {
+        self.current += 1;
+        let total = self.levels.iter().sum::<usize>() + self.current;
+        self.max = self.max.max(total);
     }
 }
 
@@ -157,5 +211,13 @@ mod tests {
         assert!(matches!(Parsed::parse("SELECT 'unterminated"), Err(RouteError::Parse(_))));
         let deep = format!("SELECT {}1{}", "(".repeat(5000), ")".repeat(5000));
         assert!(matches!(Parsed::parse(&deep), Err(RouteError::Parse(_))));
+        let long = format!("SELECT * FROM t WHERE {}", vec!["a = 1"; 600].join(" OR "));
+        assert!(matches!(Parsed::parse(&long), Err(RouteError::NotSupported(_))));
+        let long = format!("SELECT * FROM t WHERE {}", vec!["a = 1"; 400].join(" OR "));
+        assert!(Parsed::parse(&long).is_ok());
+        let rows = vec!["(1, 'x', -2)"; 5000].join(", ");
+        assert!(Parsed::parse(&format!("INSERT INTO t (a, b, c) VALUES {rows}")).is_ok());
+        let list = (0..5000).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+        assert!(Parsed::parse(&format!("SELECT * FROM t WHERE a IN ({list})")).is_ok());
     }
 }

@@ -12,15 +12,14 @@
 //! - an unqualified column is taken as a table's key only when exactly one table of its own
 //!   scope has a key of that name; qualified columns resolve innermost-scope first.
 
-use super::key::{conjuncts, implied_pins, key_of_expr, KeyLit, ShardSet};
-use super::{RouteContext, RouteError};
+use super::key::ShardSet;
+use super::RouteContext;
 use mysql_common::value::Value as MyValue;
 use slotgate_shared::Topology;
 use sqlparser::ast::{
-    BinaryOperator, Expr, Ident, JoinConstraint, JoinOperator, LimitClause, ObjectName, ObjectNamePart, OrderByKind, Query,
+    Expr, Ident, JoinConstraint, JoinOperator, LimitClause, ObjectName, ObjectNamePart, OrderByKind, Query,
     Select, SetExpr, TableFactor, TableWithJoins, Visit, Visitor,
 };
-use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 /// One table reference found in the statement.
@@ -40,43 +39,34 @@ pub(crate) struct TableRef {
     pub class: usize,
 }
 
-/// Where a statement must run, as far as its tables are concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Decision {
-    Unsharded,
-    Single(usize),
-    /// These shards (sorted), all sharded tables co-located in the top-level FROM.
-    Spread(Vec<usize>),
-}
-
 #[derive(Debug, Clone)]
-struct Entry {
-    id: Option<usize>,
-    qualifier: String,
-    database: Option<String>,
-    aliased: bool,
-    key: Option<String>,
+pub(super) struct Entry {
+    pub(super) id: Option<usize>,
+    pub(super) qualifier: String,
+    pub(super) database: Option<String>,
+    pub(super) aliased: bool,
+    pub(super) key: Option<String>,
 }
 
 #[derive(Default)]
-struct FromState<'q> {
-    entries: Vec<Entry>,
+pub(super) struct FromState<'q> {
+    pub(super) entries: Vec<Entry>,
     /// ON conditions and whether they may pin.
-    on: Vec<(&'q Expr, bool)>,
-    edges: Vec<(usize, usize)>,
+    pub(super) on: Vec<(&'q Expr, bool)>,
+    pub(super) edges: Vec<(usize, usize)>,
     derived: Vec<&'q Query>,
     exprs: Vec<&'q Expr>,
 }
 
 pub(crate) struct Analyzer<'a> {
-    topo: &'a Topology,
+    pub(super) topo: &'a Topology,
     database: Option<&'a str>,
-    params: &'a [MyValue],
+    pub(super) params: &'a [MyValue],
     pub refs: Vec<TableRef>,
-    unsupported: Option<String>,
-    ctes: HashSet<String>,
-    stack: Vec<Vec<Entry>>,
-    top_frame: Vec<Entry>,
+    pub(super) unsupported: Option<String>,
+    ctes: Vec<String>,
+    pub(super) stack: Vec<Vec<Entry>>,
+    pub(super) top_frame: Vec<Entry>,
     origin: &'static str,
 }
 
@@ -88,7 +78,7 @@ impl<'a> Analyzer<'a> {
             params: ctx.params,
             refs: Vec::new(),
             unsupported: None,
-            ctes: HashSet::new(),
+            ctes: Vec::new(),
             stack: Vec::new(),
             top_frame: Vec::new(),
             origin: "FROM",
@@ -103,12 +93,18 @@ impl<'a> Analyzer<'a> {
 
     /// Analyzes a query; `depth` 0 is the statement's top level.
     pub fn query(&mut self, q: &Query, depth: usize) {
+        // CTE names are visible in the CTEs after them (and, WITH RECURSIVE, in their own),
+        // and in the query body; not outside this query.
+        let visible = self.ctes.len();
         if let Some(with) = &q.with {
             for cte in &with.cte_tables {
-                self.ctes.insert(cte.alias.name.value.clone());
-            }
-            for cte in &with.cte_tables {
+                if with.recursive {
+                    self.ctes.push(cte.alias.name.value.clone());
+                }
                 self.nested("a WITH query", |a| a.query(&cte.query, depth + 1));
+                if !with.recursive {
+                    self.ctes.push(cte.alias.name.value.clone());
+                }
             }
         }
         let mut extra: Vec<&Expr> = Vec::new();
@@ -127,6 +123,7 @@ impl<'a> Analyzer<'a> {
             None => {}
         }
         self.set_expr(&q.body, depth, &extra);
+        self.ctes.truncate(visible);
     }
 
     fn set_expr(&mut self, body: &SetExpr, depth: usize, extra: &[&Expr]) {
@@ -134,18 +131,18 @@ impl<'a> Analyzer<'a> {
             SetExpr::Select(s) => self.select(s, depth, extra),
             SetExpr::Query(q) => {
                 self.nested("a parenthesized query", |a| a.query(q, depth + 1));
-                self.scan(extra, depth);
+                self.scan_all(extra, depth);
             }
             SetExpr::SetOperation { left, right, .. } => {
                 self.nested("UNION/INTERSECT/EXCEPT", |a| {
                     a.set_expr(left, depth + 1, &[]);
                     a.set_expr(right, depth + 1, &[]);
                 });
-                self.scan(extra, depth);
+                self.scan_all(extra, depth);
             }
             SetExpr::Values(v) => {
-                let exprs: Vec<&Expr> = v.rows.iter().flat_map(|r| r.content.iter()).chain(extra.iter().copied()).collect();
-                self.scan(&exprs, depth);
+                self.scan(v, depth);
+                self.scan_all(extra, depth);
             }
             SetExpr::Table(t) => match &t.table_name {
                 Some(name) => {
@@ -165,19 +162,28 @@ impl<'a> Analyzer<'a> {
     }
 
     fn select(&mut self, s: &Select, depth: usize, extra: &[&Expr]) {
-        let from: Vec<&TableWithJoins> = s.from.iter().collect();
-        // Everything but FROM, searched for subqueries (FROM's parts are handled by `scope`).
-        let mut rest = s.clone();
-        rest.from.clear();
-        let mut scan_items: Vec<Query> = nested_queries(&rest);
-        for e in extra {
-            scan_items.extend(nested_queries(*e));
+        if s.top.is_some() || s.prewhere.is_some() || s.qualify.is_some() || !s.lateral_views.is_empty() || !s.connect_by.is_empty()
+            || !s.cluster_by.is_empty() || !s.distribute_by.is_empty() || !s.sort_by.is_empty()
+        {
+            self.unsupported("this SELECT clause");
         }
-        self.scope(&from, s.selection.as_ref(), scan_items, depth);
+        let from: Vec<&TableWithJoins> = s.from.iter().collect();
+        self.scope(&from, s.selection.as_ref(), depth, |a| {
+            a.scan(&s.projection, depth);
+            a.scan(&s.selection, depth);
+            a.scan(&s.group_by, depth);
+            a.scan(&s.having, depth);
+            a.scan(&s.named_window, depth);
+            a.scan(&s.distinct, depth);
+            for e in extra {
+                a.scan(*e, depth);
+            }
+        });
     }
 
-    /// Analyzes one scope: its FROM tables, joins, WHERE, and the subqueries given.
-    pub fn scope(&mut self, from: &[&TableWithJoins], selection: Option<&Expr>, subqueries: Vec<Query>, depth: usize) {
+    /// Analyzes one scope: its FROM tables, joins and WHERE; then `scan` looks for subqueries
+    /// in the scope's other parts (they may refer to this scope's tables).
+    pub fn scope(&mut self, from: &[&TableWithJoins], selection: Option<&Expr>, depth: usize, scan: impl FnOnce(&mut Self)) {
         let top = depth == 0;
         let mut st = FromState::default();
         for twj in from {
@@ -191,74 +197,45 @@ impl<'a> Analyzer<'a> {
         if top {
             self.top_frame = st.entries.clone();
         }
-        let mut subqueries = subqueries;
         for (e, _) in &st.on {
-            subqueries.extend(nested_queries(*e));
+            self.scan(*e, depth);
         }
         for e in &st.exprs {
-            subqueries.extend(nested_queries(*e));
+            self.scan(*e, depth);
         }
-        for q in &subqueries {
-            self.nested("a subquery", |a| a.query(q, depth + 1));
-        }
+        scan(self);
         self.stack.pop();
     }
 
-    /// Co-location classes and pins of the innermost frame.
-    fn settle(&mut self, st: &FromState<'_>, selection: Option<&Expr>) {
-        let mut parent: HashMap<usize, usize> = HashMap::new();
-        fn find(parent: &mut HashMap<usize, usize>, x: usize) -> usize {
-            let mut r = x;
-            while let Some(&p) = parent.get(&r) {
-                if p == r {
-                    break;
+    fn scan_all(&mut self, exprs: &[&Expr], depth: usize) {
+        for e in exprs {
+            self.scan(*e, depth);
+        }
+    }
+
+    /// Analyzes the outermost queries nested in `node` as subqueries of the scope at `depth`.
+    pub fn scan<T: Visit + ?Sized>(&mut self, node: &T, depth: usize) {
+        struct Scan<'x, 'a> {
+            a: &'x mut Analyzer<'a>,
+            nesting: usize,
+            at: usize,
+        }
+        impl Visitor for Scan<'_, '_> {
+            type Break = ();
+            fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+                if self.nesting == 0 {
+                    let at = self.at;
+                    self.a.nested("a subquery", |a| a.query(q, at));
                 }
-                r = p;
+                self.nesting += 1;
+                ControlFlow::Continue(())
             }
-            parent.insert(x, r);
-            r
-        }
-        let conds: Vec<&Expr> = st.on.iter().map(|(e, _)| *e).chain(selection).collect();
-        let mut pairs: Vec<(usize, usize)> = st.edges.clone();
-        for cond in &conds {
-            for c in conjuncts(cond) {
-                if let Expr::BinaryOp { left, op: BinaryOperator::Eq, right } = c {
-                    if let (Some(a), Some(b)) = (self.resolve(left), self.resolve(right)) {
-                        pairs.push((a, b));
-                    }
-                }
+            fn post_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
+                self.nesting = self.nesting.saturating_sub(1);
+                ControlFlow::Continue(())
             }
         }
-        for (a, b) in pairs {
-            let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
-            if ra != rb {
-                parent.insert(ra, rb);
-            }
-        }
-        let current: HashSet<usize> = st.entries.iter().filter_map(|e| e.id).collect();
-        let mut class_pin: HashMap<usize, ShardSet> = HashMap::new();
-        let outer: Vec<usize> = parent.keys().copied().filter(|id| !current.contains(id)).collect();
-        for id in outer {
-            if let Some(pin) = self.refs.get(id).and_then(|r| r.pin.clone()) {
-                let root = find(&mut parent, id);
-                meet(&mut class_pin, root, pin);
-            }
-        }
-        let pin_conds: Vec<&Expr> = st.on.iter().filter(|(_, p)| *p).map(|(e, _)| *e).chain(selection).collect();
-        for cond in pin_conds {
-            let pins = implied_pins(cond, &|e| self.resolve(e), &|e| self.shards_of(e));
-            for (id, set) in pins {
-                let root = find(&mut parent, id);
-                meet(&mut class_pin, root, set);
-            }
-        }
-        for id in current {
-            let root = find(&mut parent, id);
-            if let Some(r) = self.refs.get_mut(id) {
-                r.pin = class_pin.get(&root).cloned();
-                r.class = root;
-            }
-        }
+        let _ = node.visit(&mut Scan { a: self, nesting: 0, at: depth + 1 });
     }
 
     fn walk_twj<'q>(&mut self, twj: &'q TableWithJoins, nullable: bool, top: bool, st: &mut FromState<'q>) {
@@ -320,7 +297,7 @@ impl<'a> Analyzer<'a> {
                 };
                 let alias = alias.as_ref().map(|a| a.name.value.clone());
                 if let [single] = parts.as_slice() {
-                    if self.ctes.contains(single) {
+                    if self.ctes.iter().any(|c| c == single) {
                         st.entries.push(Entry { id: None, qualifier: alias.unwrap_or_else(|| single.clone()), database: None, aliased: true, key: None });
                         return;
                     }
@@ -365,123 +342,6 @@ impl<'a> Analyzer<'a> {
         self.refs.push(TableRef { name, key, top, origin: self.origin, pin: None, class: id });
         id
     }
-
-    /// The id of the sharded table whose key `expr` is (a column reference), if any.
-    pub fn resolve(&self, expr: &Expr) -> Option<usize> {
-        match expr {
-            Expr::Nested(e) => self.resolve(e),
-            Expr::Identifier(id) => {
-                if id.value.starts_with('@') {
-                    return None;
-                }
-                let frame = self.stack.last()?;
-                let mut found = frame.iter().filter(|e| e.key.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(&id.value)));
-                let first = found.next()?;
-                if found.next().is_some() {
-                    return None;
-                }
-                first.id
-            }
-            Expr::CompoundIdentifier(parts) => {
-                let (db, table, column) = match parts.as_slice() {
-                    [t, c] => (None, t, c),
-                    [d, t, c] => (Some(d), t, c),
-                    _ => return None,
-                };
-                for frame in self.stack.iter().rev() {
-                    let matches: Vec<&Entry> = frame
-                        .iter()
-                        .filter(|e| {
-                            e.qualifier == table.value
-                                && db.is_none_or(|d| !e.aliased && e.database.as_deref() == Some(d.value.as_str()))
-                        })
-                        .collect();
-                    match matches.as_slice() {
-                        [] => continue,
-                        [e] => return if e.key.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(&column.value)) { e.id } else { None },
-                        _ => return None,
-                    }
-                }
-                None
-            }
-            _ => None,
-        }
-    }
-
-    /// `resolve` against the top-level FROM (for UPDATE's SET targets).
-    pub fn resolve_top(&mut self, expr: &Expr) -> Option<usize> {
-        self.stack.push(self.top_frame.clone());
-        let r = self.resolve(expr);
-        self.stack.pop();
-        r
-    }
-
-    /// Shards of a value expression: one for a known key, none for NULL, None when unknown.
-    pub fn shards_of(&self, expr: &Expr) -> Option<ShardSet> {
-        match key_of_expr(expr, self.params) {
-            KeyLit::Known(k) => Some(ShardSet::from([self.topo.shard_for_key(&k)])),
-            KeyLit::Null => Some(ShardSet::new()),
-            KeyLit::Unknown => None,
-        }
-    }
-
-    fn scan(&mut self, exprs: &[&Expr], depth: usize) {
-        for e in exprs {
-            for q in nested_queries(*e) {
-                self.nested("a subquery", |a| a.query(&q, depth + 1));
-            }
-        }
-    }
-
-    /// Where the statement must run.
-    pub fn decide(&self) -> Result<Decision, RouteError> {
-        let sharded: Vec<&TableRef> = self.refs.iter().filter(|r| r.key.is_some()).collect();
-        let Some(first) = sharded.first() else { return Ok(Decision::Unsharded) };
-        if let Some(what) = &self.unsupported {
-            return Err(RouteError::unsupported(format!(
-                "{what} together with sharded tables is not supported: send a simpler statement"
-            )));
-        }
-        if let Some(u) = self.refs.iter().find(|r| r.key.is_none()) {
-            return Err(RouteError::unsupported(format!(
-                "joins between tables on different shards are not supported: {} is not sharded (it lives on the home shard) \
-                 but {} is; join on the shard key or pin it, or query the tables separately",
-                u.name, first.name
-            )));
-        }
-        if sharded.iter().all(|r| r.pin.is_some()) {
-            let all: ShardSet = sharded.iter().filter_map(|r| r.pin.as_ref()).flatten().copied().collect();
-            if all.len() <= 1 {
-                return Ok(Decision::Single(all.first().copied().unwrap_or(self.topo.home_index())));
-            }
-        }
-        if sharded.iter().all(|r| r.top && r.class == first.class) {
-            let shards = match &first.pin {
-                Some(p) => p.iter().copied().collect(),
-                None => (0..self.topo.shards.len()).collect(),
-            };
-            return Ok(Decision::Spread(shards));
-        }
-        if let Some(r) = sharded.iter().find(|r| !r.top) {
-            return Err(RouteError::unsupported(format!(
-                "{} over sharded tables is supported only when the whole statement is pinned to one shard: \
-                 filter every sharded table on the same shard key value (WHERE <key> = ...), or run the parts separately",
-                r.origin
-            )));
-        }
-        Err(RouteError::unsupported(
-            "joins between tables on different shards are not supported: join on the shard key or pin it",
-        ))
-    }
-}
-
-fn meet(pins: &mut HashMap<usize, ShardSet>, root: usize, set: ShardSet) {
-    match pins.get_mut(&root) {
-        Some(existing) => *existing = existing.intersection(&set).copied().collect(),
-        None => {
-            pins.insert(root, set);
-        }
-    }
 }
 
 /// The plain identifiers of a name (None if a part is not an identifier).
@@ -502,29 +362,4 @@ pub(crate) fn table_name(name: &ObjectName, default_db: Option<&str>) -> Option<
         [d, t] => Some((Some(d.clone()), t.clone())),
         _ => None,
     }
-}
-
-/// The outermost queries nested in `node` (not those nested in them).
-pub(crate) fn nested_queries<T: Visit + ?Sized>(node: &T) -> Vec<Query> {
-    struct Collect {
-        depth: usize,
-        out: Vec<Query>,
-    }
-    impl Visitor for Collect {
-        type Break = ();
-        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
-            if self.depth == 0 {
-                self.out.push(q.clone());
-            }
-            self.depth += 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
-            self.depth = self.depth.saturating_sub(1);
-            ControlFlow::Continue(())
-        }
-    }
-    let mut c = Collect { depth: 0, out: Vec::new() };
-    let _ = node.visit(&mut c);
-    c.out
 }

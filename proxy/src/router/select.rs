@@ -10,17 +10,17 @@
 //! expressions, window functions, WITH ROLLUP, UNION, SELECT ... INTO, SQL_CALC_FOUND_ROWS,
 //! DISTINCT with hidden columns or with aggregates, `*` with aggregates.
 
+use super::aggregate::{aggregate_of, no_nested_aggregate, AggKind};
 use super::literal::render;
 use super::merge::{AggFunc, Aggregate, MergePlan, SortKey};
-use super::scope::{Analyzer, Decision};
+use super::decide::Decision;
+use super::scope::Analyzer;
 use super::{Route, RouteContext, RouteError, StatementKind, Target};
 use mysql_common::value::Value as MyValue;
 use slotgate_shared::Topology;
 use sqlparser::ast::{
-    Distinct, DuplicateTreatment, Expr, FunctionArguments, GroupByExpr, Ident, LimitClause, ObjectName, OrderByKind, OrderBySort,
-    Query, SelectItem, SetExpr, Value, Visit, Visitor,
+    Distinct, Expr, GroupByExpr, Ident, LimitClause, ObjectName, OrderByKind, OrderBySort, Query, SelectItem, SetExpr, Value,
 };
-use std::ops::ControlFlow;
 
 /// Routes a SELECT (or any query statement).
 pub(crate) fn route_query(q: &Query, topo: &Topology, ctx: &RouteContext<'_>) -> Result<Route, RouteError> {
@@ -40,101 +40,6 @@ pub(crate) fn route_query(q: &Query, topo: &Topology, ctx: &RouteContext<'_>) ->
         }
     };
     Ok(Route { kind, target })
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AggKind {
-    Count,
-    Sum,
-    Min,
-    Max,
-    Avg,
-}
-
-/// Aggregates the merger cannot combine exactly.
-const OTHER_AGGREGATES: &[&str] = &[
-    "GROUP_CONCAT", "STD", "STDDEV", "STDDEV_POP", "STDDEV_SAMP", "VARIANCE", "VAR_POP", "VAR_SAMP", "BIT_AND", "BIT_OR",
-    "BIT_XOR", "JSON_ARRAYAGG", "JSON_OBJECTAGG", "MEDIAN", "PERCENTILE_CONT", "PERCENTILE_DISC", "GROUPING",
-];
-
-fn function_name(name: &ObjectName) -> Option<String> {
-    match name.0.as_slice() {
-        [sqlparser::ast::ObjectNamePart::Identifier(i)] => Some(i.value.to_ascii_uppercase()),
-        _ => None,
-    }
-}
-
-/// The mergeable aggregate `e` is, None when it is no aggregate, an error for others.
-fn aggregate_of(e: &Expr) -> Result<Option<AggKind>, RouteError> {
-    let Expr::Function(f) = e else { return Ok(None) };
-    let Some(name) = function_name(&f.name) else { return Ok(None) };
-    if f.over.is_some() {
-        return Err(RouteError::unsupported(format!("window functions ({name}() OVER ...) across shards are not supported: pin the shard key")));
-    }
-    let kind = match name.as_str() {
-        "COUNT" => AggKind::Count,
-        "SUM" => AggKind::Sum,
-        "MIN" => AggKind::Min,
-        "MAX" => AggKind::Max,
-        "AVG" => AggKind::Avg,
-        n if OTHER_AGGREGATES.contains(&n) => {
-            return Err(RouteError::unsupported(format!("{n}() across shards is not supported: pin the shard key in WHERE")))
-        }
-        _ => return Ok(None),
-    };
-    if f.filter.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
-        return Err(RouteError::unsupported(format!("{name}() with FILTER/WITHIN GROUP across shards is not supported")));
-    }
-    match &f.args {
-        FunctionArguments::List(l) => {
-            if l.duplicate_treatment == Some(DuplicateTreatment::Distinct) && !matches!(kind, AggKind::Min | AggKind::Max) {
-                return Err(RouteError::unsupported(format!(
-                    "{name}(DISTINCT ...) across shards is not supported: pin the shard key in WHERE, or select the distinct values and aggregate them in the application"
-                )));
-            }
-            if !l.clauses.is_empty() {
-                return Err(RouteError::unsupported(format!("{name}() with extra clauses across shards is not supported")));
-            }
-        }
-        _ => return Err(RouteError::unsupported(format!("{name}() with a subquery argument across shards is not supported"))),
-    }
-    Ok(Some(kind))
-}
-
-/// Refuses aggregates or window functions nested inside `e` (not counting subqueries).
-fn no_nested_aggregate(e: &Expr) -> Result<(), RouteError> {
-    struct Find {
-        depth: usize,
-    }
-    impl Visitor for Find {
-        type Break = RouteError;
-        fn pre_visit_query(&mut self, _q: &Query) -> ControlFlow<RouteError> {
-            self.depth += 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_query(&mut self, _q: &Query) -> ControlFlow<RouteError> {
-            self.depth = self.depth.saturating_sub(1);
-            ControlFlow::Continue(())
-        }
-        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<RouteError> {
-            if self.depth == 0 {
-                match aggregate_of(e) {
-                    Err(err) => return ControlFlow::Break(err),
-                    Ok(Some(_)) => {
-                        return ControlFlow::Break(RouteError::unsupported(
-                            "aggregates inside expressions (e.g. SUM(x) + 1) across shards are not supported: select the aggregate itself, or pin the shard key",
-                        ))
-                    }
-                    Ok(None) => {}
-                }
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    match e.visit(&mut Find { depth: 0 }) {
-        ControlFlow::Break(err) => Err(err),
-        ControlFlow::Continue(()) => Ok(()),
-    }
 }
 
 struct Item<'q> {
@@ -386,19 +291,32 @@ pub(crate) fn plan_select(q: &Query, params: &[MyValue]) -> Result<(Option<Strin
         }
         Some(LimitClause::OffsetCommaLimit { offset, limit }) => (Some(limit_number(limit, params)?), limit_number(offset, params)?),
     };
-    let mut out = q.clone();
-    if let SetExpr::Select(os) = &mut *out.body {
-        os.projection.extend(p.hidden.iter().cloned().map(SelectItem::UnnamedExpr));
-    }
-    out.limit_clause = match limit {
-        Some(n) if !p.aggregated => Some(LimitClause::LimitOffset {
-            limit: Some(Expr::value(Value::Number(n.saturating_add(offset).to_string(), false))),
-            offset: None,
-            limit_by: Vec::new(),
-        }),
+    // Shards return offset + limit rows (all rows for aggregates, whose groups must be whole).
+    let pushed = match limit {
+        Some(n) if !p.aggregated => Some(n.saturating_add(offset)),
         _ => None,
     };
-    let sql = if out == *q { None } else { Some(render(&out, params)?) };
+    let limit_unchanged = match &q.limit_clause {
+        None => pushed.is_none(),
+        Some(LimitClause::LimitOffset { limit: Some(e), offset: None, .. }) => {
+            matches!(e, Expr::Value(v) if matches!(&v.value, Value::Number(n, false) if Some(n.as_str()) == pushed.map(|x| x.to_string()).as_deref()))
+        }
+        Some(_) => false,
+    };
+    let sql = if p.hidden.is_empty() && limit_unchanged {
+        None
+    } else {
+        let mut out = q.clone();
+        if let SetExpr::Select(os) = &mut *out.body {
+            os.projection.extend(p.hidden.iter().cloned().map(SelectItem::UnnamedExpr));
+        }
+        out.limit_clause = pushed.map(|n| LimitClause::LimitOffset {
+            limit: Some(Expr::value(Value::Number(n.to_string(), false))),
+            offset: None,
+            limit_by: Vec::new(),
+        });
+        Some(render(&out, params)?)
+    };
     let plan = MergePlan {
         order_by,
         limit,

@@ -224,6 +224,7 @@ fn ddl() {
         "DROP DATABASE shop2",
         "DROP SCHEMA IF EXISTS x",
         "RENAME TABLE orders TO orders_old",
+        "RENAME TABLE orders_new TO orders",
     ] {
         assert_eq!(route_sql(sql).unwrap(), Route { kind: StatementKind::Ddl, target: all.clone() }, "{sql}");
     }
@@ -359,52 +360,4 @@ fn subqueries() {
     assert!(unsupported("WITH t AS (SELECT * FROM orders) SELECT * FROM t").contains("WITH"));
     // Subqueries over unsharded tables only: home.
     assert_eq!(target("SELECT * FROM settings WHERE a IN (SELECT b FROM other_settings)"), Target::Home);
-}
-
-#[test]
-fn garbage_never_panics() {
-    let cache = ParseCache::new(64);
-    let t = topo();
-    let valid = [
-        "SELECT c.id, COUNT(*), AVG(o.total) FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.id IN (1, 2, ?) GROUP BY c.id ORDER BY 2 DESC LIMIT ?, ?",
-        "INSERT INTO orders (customer_id, note) VALUES (?, 'a\\'b'), (2, ?) ON DUPLICATE KEY UPDATE note = VALUES(note)",
-        "UPDATE orders o JOIN customers c ON c.id = o.customer_id SET o.x = (SELECT 1) WHERE c.id = ? AND o.y IN (SELECT z FROM order_items WHERE customer_id = ?)",
-        "SELECT DISTINCT * FROM orders WHERE customer_id = -? ORDER BY created_at DESC, 1 LIMIT 10 OFFSET 20",
-        "WITH t AS (SELECT * FROM orders) SELECT * FROM t LEFT JOIN customers USING (id) NATURAL JOIN x",
-    ];
-    let params = [MyValue::Int(1), MyValue::NULL, MyValue::Bytes(vec![0xff, b'\'']), MyValue::UInt(3), MyValue::Double(f64::NAN)];
-    let mut inputs: Vec<String> = Vec::new();
-    for v in valid {
-        for cut in 0..=v.len() {
-            if v.is_char_boundary(cut) {
-                inputs.push(v[..cut].to_string());
-            }
-        }
-    }
-    // A small deterministic generator (xorshift) for random bytes and token soups.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let words = ["SELECT", "FROM", "orders", "WHERE", "customer_id", "=", "?", "(", ")", ",", "'x'", "1", "JOIN", "ON", "IN", "AND", "OR", "GROUP BY", "ORDER BY", "LIMIT", "INSERT INTO", "VALUES", "AVG(total)", "COUNT(*)", "UNION", "NULL", "-", ";", "*"];
-    for _ in 0..400 {
-        let len = (next() % 40) as usize;
-        let bytes: Vec<u8> = (0..len).map(|_| (next() % 128) as u8).collect();
-        inputs.push(String::from_utf8_lossy(&bytes).into_owned());
-        let soup: Vec<&str> = (0..(next() % 20)).map(|_| words[(next() % words.len() as u64) as usize]).collect();
-        inputs.push(soup.join(" "));
-    }
-    for sql in &inputs {
-        for db in [Some("shop"), None] {
-            for p in [&params[..], &[]] {
-                if let Ok(parsed) = cache.parse(sql) {
-                    let _ = route(&parsed, &t, &RouteContext { database: db, params: p });
-                }
-            }
-        }
-    }
-    assert!(cache.len() <= 64);
 }

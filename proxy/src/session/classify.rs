@@ -42,6 +42,9 @@ pub struct Classified {
     pub local_infile: Option<String>,
     /// Transaction control, when the query is exactly one such statement.
     pub tx: Option<TxControl>,
+    /// Every statement only reads or sets session state (SELECT, SHOW, SET, …): safe to run
+    /// again if a connection died before answering.
+    pub read_only: bool,
 }
 
 impl Classified {
@@ -54,6 +57,7 @@ impl Classified {
 pub fn classify(sql: &str) -> Classified {
     let mut effects = Vec::new();
     let mut reads_last_insert_id = false;
+    let mut read_only = true;
     let statements = split(sql);
     let (local_infile, tx) = match statements.as_slice() {
         [one] => (local_infile_name(one), tx_control(one)),
@@ -64,9 +68,12 @@ pub fn classify(sql: &str) -> Classified {
         reads_last_insert_id |= words.iter().any(|w| {
             ["LAST_INSERT_ID", "@@IDENTITY", "@@LAST_INSERT_ID", "@@SESSION.LAST_INSERT_ID"].iter().any(|k| w.eq_ignore_ascii_case(k))
         });
+        let first = words.first().copied().unwrap_or("");
+        read_only &= ["SELECT", "SHOW", "DESC", "DESCRIBE", "EXPLAIN", "SET", "USE", "VALUES"].iter().any(|k| first.eq_ignore_ascii_case(k))
+            && !words.iter().any(|w| w.eq_ignore_ascii_case("OUTFILE") || w.eq_ignore_ascii_case("DUMPFILE"));
         effects.push(effect(stmt, &words));
     }
-    Classified { effects, reads_last_insert_id, local_infile, tx }
+    Classified { effects, reads_last_insert_id, local_infile, tx, read_only }
 }
 
 /// Recognises transaction control statements.
@@ -329,6 +336,14 @@ mod tests {
         assert_eq!(split(" ; ;").len(), 0);
         assert!(classify("SELECT LAST_INSERT_ID()").reads_last_insert_id);
         assert!(!classify("SELECT 'LAST_INSERT_ID()'").reads_last_insert_id);
+    }
+
+    #[test]
+    fn read_only_statements() {
+        assert!(classify("SELECT 1; SHOW TABLES; SET @@sql_mode = ''").read_only);
+        assert!(!classify("SELECT 1; INSERT INTO t VALUES (1)").read_only);
+        assert!(!classify("SELECT * FROM t INTO OUTFILE '/tmp/x'").read_only);
+        assert!(!classify("INSERT INTO t SELECT SLEEP(1)").read_only);
     }
 
     #[test]

@@ -15,6 +15,9 @@ use std::time::Duration;
 pub struct Conns {
     backends: Backends,
     pinned: HashMap<String, PooledConn>,
+    /// The last connection used outside a transaction, kept for the next statement while
+    /// the client is busy and given back to the pool once it is idle (see `release_held`).
+    held: Option<(String, PooledConn)>,
     pub found_rows: bool,
 }
 
@@ -27,7 +30,7 @@ pub struct Taken {
 
 impl Conns {
     pub fn new(backends: Backends) -> Conns {
-        Conns { backends, pinned: HashMap::new(), found_rows: false }
+        Conns { backends, pinned: HashMap::new(), held: None, found_rows: false }
     }
 
     pub fn backends(&self) -> &Backends {
@@ -55,14 +58,37 @@ impl Conns {
         v
     }
 
+    /// Keeps a connection that no transaction needs for the session's next statement.
+    pub fn hold(&mut self, shard: &str, conn: PooledConn) {
+        self.held = Some((shard.to_string(), conn));
+    }
+
+    pub fn holds(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Gives the held connection back to the pool.
+    pub fn release_held(&mut self) {
+        self.held = None;
+    }
+
     pub async fn take(&mut self, shard: &str, state: &SessionState, needs_last_insert_id: bool) -> Result<Taken, ClientError> {
         if let Some(conn) = self.pinned.remove(shard) {
             return Ok(Taken { conn, fresh: false });
         }
-        let pool = self.backends.primary(shard).ok_or_else(|| {
-            ClientError::new(ErrorKind::BackendUnavailable, crate::error::codes::CR_CONN_HOST_ERROR, b"HY000", format!("No pool for shard {shard}: the topology names a shard this node has no connection settings for"))
-        })?;
-        let mut c = pool.acquire(self.found_rows).await?;
+        let held = match self.held.take() {
+            Some((s, c)) if s == shard => Some(c),
+            _ => None,
+        };
+        let mut c = match held {
+            Some(c) => c,
+            None => {
+                let pool = self.backends.primary(shard).ok_or_else(|| {
+                    ClientError::new(ErrorKind::BackendUnavailable, crate::error::codes::CR_CONN_HOST_ERROR, b"HY000", format!("No pool for shard {shard}: the topology names a shard this node has no connection settings for"))
+                })?;
+                pool.acquire(self.found_rows).await?
+            }
+        };
         if let Err(e) = c.sync(state.sync()).await {
             return Err(fail(c, e));
         }
@@ -92,6 +118,7 @@ impl Conns {
 
     /// Resets and returns every pinned connection (ends open transactions on them).
     pub async fn release_all(&mut self) {
+        self.held = None;
         for (_, mut c) in self.take_all_pinned() {
             let ok = matches!(tokio::time::timeout(Duration::from_secs(5), c.conn().reset()).await, Ok(Ok(true)));
             if ok {

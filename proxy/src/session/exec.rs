@@ -46,10 +46,10 @@ impl Session {
             // Statements that touch no table run where the session already is.
             Target::Home if route.kind == StatementKind::Session => {
                 let shard = self.session_shard(topo);
-                self.run_single(&shard, &req, classified, reply).await
+                self.run_single(&shard, &req, classified, classified.read_only, reply).await
             }
-            Target::Home => self.run_single(&shard_id(topo, topo.home_index()), &req, classified, reply).await,
-            Target::Single { shard } => self.run_single(&shard_id(topo, shard), &req, classified, reply).await,
+            Target::Home => self.run_single(&shard_id(topo, topo.home_index()), &req, classified, classified.read_only, reply).await,
+            Target::Single { shard } => self.run_single(&shard_id(topo, shard), &req, classified, classified.read_only, reply).await,
             Target::Multi { shards, merge, sql } | Target::Scatter { shards, merge, sql } if route.kind == StatementKind::Read => {
                 let req = rewrite(req, sql);
                 self.run_select(ids(&shards), req, merge, reply).await
@@ -111,7 +111,7 @@ impl Session {
 
     /// One shard: the statement streams through unchanged, with one retry when a pooled
     /// connection was dead before the statement reached it.
-    pub(super) async fn run_single(&mut self, shard: &str, req: &Request, classified: &Classified, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+    pub(super) async fn run_single(&mut self, shard: &str, req: &Request, classified: &Classified, idempotent: bool, reply: &mut Reply<'_>) -> Result<(), StreamError> {
         if let Err(e) = self.admit(&[shard.to_string()]) {
             return reply.error(&e).await;
         }
@@ -124,7 +124,7 @@ impl Session {
             };
             let mut conn = taken.conn;
             let started = std::time::Instant::now();
-            let outcome = match forward(&mut conn, req, classified.local_infile.as_deref(), self.state.client_status(), reply).await {
+            let outcome = match forward(&mut conn, req, classified.local_infile.as_deref(), idempotent, self.state.client_status(), reply).await {
                 Ok(o) => o,
                 Err(e) => {
                     // The client went away mid-answer: the backend connection is mid-result.
@@ -134,12 +134,13 @@ impl Session {
             };
             conn.observe(started.elapsed());
             // A LOAD DATA LOCAL file was already read from the client: it cannot be sent twice.
-            if outcome.retryable && taken.fresh && attempt == 1 && classified.local_infile.is_none() {
+            let retry = outcome.retryable || outcome.retryable_if_idempotent;
+            if retry && taken.fresh && attempt == 1 && classified.local_infile.is_none() {
                 self.conns.backends().primary(shard).inspect(|p| p.retried());
                 conn.discard();
                 continue;
             }
-            if outcome.retryable {
+            if retry {
                 conn.discard();
                 let e = ClientError::new(
                     ErrorKind::BackendLost,
@@ -160,7 +161,7 @@ impl Session {
     pub(super) async fn run_home(&mut self, req: &Request, reply: &mut Reply<'_>) -> Result<(), StreamError> {
         let topo = self.topology();
         let shard = self.session_shard(&topo);
-        self.run_single(&shard, req, &Classified::default(), reply).await
+        self.run_single(&shard, req, &Classified::default(), false, reply).await
     }
 
     async fn finish(&mut self, shard: &str, mut conn: crate::backend::PooledConn, outcome: Outcome, classified: &Classified, reply: &mut Reply<'_>) -> Result<(), StreamError> {
@@ -191,6 +192,8 @@ impl Session {
         }
         if self.state.needs_pin() {
             self.conns.keep(shard, conn);
+        } else {
+            self.conns.hold(shard, conn);
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 //! connection was dead before anything was sent) and the backend's final status flags.
 
 use crate::backend::{BackendError, PooledConn};
-use crate::backend::error::is_dead_before_send;
+use crate::backend::error::{dead_conn, DeadConn};
 use crate::error::ClientError;
 use crate::frontend::reply::LastPacket;
 use crate::frontend::{OkInfo, Reply, StreamError};
@@ -41,27 +41,30 @@ pub struct Outcome {
     /// The pooled connection was dead before the statement reached the server; nothing
     /// was written to the client, so the statement may be retried on another connection.
     pub retryable: bool,
+    /// The connection closed before any answer: retry only a statement safe to repeat.
+    /// Nothing was written to the client.
+    pub retryable_if_idempotent: bool,
 }
 
 async fn timed<T>(
     limit: Option<Duration>,
     conn: (&str, &str),
     fut: impl Future<Output = Result<T, mysql_async::Error>>,
-) -> Result<T, (BackendError, bool)> {
+) -> Result<T, (BackendError, DeadConn)> {
     let r = match limit {
         Some(d) => match tokio::time::timeout(d, fut).await {
             Ok(r) => r,
             Err(_) => {
                 return Err((
                     BackendError::Timeout { shard: conn.0.into(), addr: conn.1.into(), timeout_ms: d.as_millis() as u64 },
-                    false,
+                    DeadConn::No,
                 ))
             }
         },
         None => fut.await,
     };
     r.map_err(|e| {
-        let dead = is_dead_before_send(&e);
+        let dead = dead_conn(&e);
         (BackendError::from_mysql(e, conn.0, conn.1), dead)
     })
 }
@@ -73,6 +76,7 @@ pub async fn forward(
     pc: &mut PooledConn,
     req: &Request,
     local_infile: Option<&str>,
+    idempotent: bool,
     status: StatusFlags,
     reply: &mut Reply<'_>,
 ) -> Result<Outcome, StreamError> {
@@ -100,14 +104,14 @@ pub async fn forward(
             };
             match first {
                 Ok(result) => stream_sets(result, false, status, limit, who, reply).await,
-                Err((e, dead)) => first_error(e, dead, reply).await,
+                Err((e, dead)) => first_error(e, dead, reply, idempotent).await,
             }
         }
         Request::Binary(sql, params) => {
             let first = timed(limit, who, conn.exec_iter(Cow::Borrowed(&sql[..]), params.clone())).await;
             match first {
                 Ok(result) => stream_sets(result, true, status, limit, who, reply).await,
-                Err((e, dead)) => first_error(e, dead, reply).await,
+                Err((e, dead)) => first_error(e, dead, reply, idempotent).await,
             }
         }
     }
@@ -150,9 +154,13 @@ async fn pump_file(
     Ok(())
 }
 
-async fn first_error(e: BackendError, dead: bool, reply: &mut Reply<'_>) -> Result<Outcome, StreamError> {
-    if dead {
-        return Ok(Outcome { broken: true, retryable: true, ..Outcome::default() });
+async fn first_error(e: BackendError, dead: DeadConn, reply: &mut Reply<'_>, idempotent: bool) -> Result<Outcome, StreamError> {
+    match dead {
+        DeadConn::BeforeSend => return Ok(Outcome { broken: true, retryable: true, ..Outcome::default() }),
+        DeadConn::BeforeAnswer if idempotent => {
+            return Ok(Outcome { broken: true, retryable_if_idempotent: true, ..Outcome::default() })
+        }
+        _ => {}
     }
     let broken = e.is_fatal();
     reply.error(&ClientError::from(e)).await?;

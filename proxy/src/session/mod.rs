@@ -33,6 +33,11 @@ use state::SessionState;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// How long a session keeps its last backend connection while its client is silent: long
+/// enough to cover a busy client's think time (no pool round trip per statement), short
+/// enough that idle clients do not hoard connections.
+const HOLD_WHILE_BUSY: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// What every session of a node shares.
 pub struct Shared {
     pub backends: Backends,
@@ -141,7 +146,7 @@ impl Session {
         let classified = Classified { effects: vec![classify::Effect::Use(db.to_string())], ..Classified::default() };
         let topo = self.topology();
         let shard = self.session_shard(&topo);
-        self.run_single(&shard, &Request::Text(sql), &classified, reply).await
+        self.run_single(&shard, &Request::Text(sql), &classified, true, reply).await
     }
 }
 
@@ -253,6 +258,14 @@ impl Handler for Session {
 
     fn status(&self) -> StatusFlags {
         self.state.client_status()
+    }
+
+    fn idle_release_after(&self) -> Option<std::time::Duration> {
+        self.conns.holds().then_some(HOLD_WHILE_BUSY)
+    }
+
+    async fn on_idle(&mut self) {
+        self.conns.release_held();
     }
 
     async fn on_close(&mut self) {
