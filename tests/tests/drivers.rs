@@ -32,6 +32,10 @@ async fn mariadb_cli_logs_in_queries_and_is_refused_with_a_wrong_password() {
     let out = cli(p.mysql_port, PASSWORD, &["--compress", "--default-auth=client_ed25519", "cli", "-e", "SELECT COUNT(*) AS n FROM t"]).await;
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n2\n");
+    // A client whose default plugin is MySQL 8's caching_sha2_password is switched over.
+    let out = cli(p.mysql_port, PASSWORD, &["--default-auth=caching_sha2_password", "-e", "SELECT 'sha2 client ok' AS s"]).await;
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "s\nsha2 client ok\n");
     let out = cli(p.mysql_port, "wrong", &["-e", "SELECT 1"]).await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
