@@ -307,3 +307,77 @@ async fn single_transaction_mode_refuses_a_second_shard_and_keeps_the_transactio
     let names: Vec<String> = p.query("SELECT name FROM customers ORDER BY id").await.unwrap();
     assert!(names.contains(&"a2".to_string()) && names.contains(&"b".to_string()), "{names:?}");
 }
+
+/// Two shards with 200 customers; returns (reference-free setup, keys on s0, keys on s1).
+async fn two_shards() -> (MariaDb, MariaDb, TestProxy, Vec<i64>, Vec<i64>) {
+    let (s0, s1) = tokio::try_join!(MariaDb::start(), MariaDb::start()).unwrap();
+    let proxy = TestProxy::start_with(&[&s0, &s1], ProxyOptions { routing_extra: RULES.into(), ..Default::default() }).await.unwrap();
+    let mut p = proxy.conn(None).await.unwrap();
+    for q in SCHEMA {
+        p.query_drop(*q).await.unwrap();
+    }
+    let rows: Vec<String> = (1..=200).map(|i| format!("({i}, 'n{i}')")).collect();
+    p.query_drop(format!("INSERT INTO shop.customers (id, name) VALUES {}", rows.join(","))).await.unwrap();
+    let on = |s: u32| (1..=200i64).filter(|k| slotgate_shared::slot_of(&slotgate_shared::KeyValue::Int(*k), 1024) / 512 == s).collect::<Vec<_>>();
+    let (k0, k1) = (on(0), on(1));
+    (s0, s1, proxy, k0, k1)
+}
+
+#[tokio::test]
+async fn prepared_begin_and_rollback_span_every_shard() {
+    let (_s0, s1, proxy, k0, k1) = two_shards().await;
+    let mut p = proxy.conn(Some("shop")).await.unwrap();
+    p.exec_drop("BEGIN", ()).await.unwrap();
+    p.exec_drop("DELETE FROM customers WHERE id = ?", (k0[0],)).await.unwrap();
+    p.exec_drop("DELETE FROM customers WHERE id = ?", (k1[0],)).await.unwrap();
+    // Not committed: the shard still shows the row to others.
+    let seen: Option<i64> = s1.conn_db("shop").await.unwrap().query_first(format!("SELECT COUNT(*) FROM customers WHERE id = {}", k1[0])).await.unwrap();
+    assert_eq!(seen, Some(1), "a prepared BEGIN opened the transaction on the second shard too");
+    p.exec_drop("ROLLBACK", ()).await.unwrap();
+    let n: Option<i64> = p.query_first(format!("SELECT COUNT(*) FROM customers WHERE id IN ({}, {})", k0[0], k1[0])).await.unwrap();
+    assert_eq!(n, Some(2), "ROLLBACK undid both shards");
+}
+
+#[tokio::test]
+async fn a_deadlock_on_one_shard_rolls_back_the_whole_transaction() {
+    let (_s0, s1, proxy, k0, k1) = two_shards().await;
+    let (a, b, c) = (k0[0], k1[0], k1[1]);
+    let mut p = proxy.conn(Some("shop")).await.unwrap();
+    p.query_drop("BEGIN").await.unwrap();
+    p.query_drop(format!("UPDATE customers SET name = 'A' WHERE id = {a}")).await.unwrap();
+    p.query_drop(format!("UPDATE customers SET name = 'A' WHERE id = {b}")).await.unwrap();
+    // A heavier transaction directly on s1 takes c, then waits for b: InnoDB picks the lighter
+    // one, the proxy's, as the deadlock victim.
+    let mut d = s1.conn_db("shop").await.unwrap();
+    d.query_drop("BEGIN").await.unwrap();
+    for k in &k1[2..40] {
+        d.query_drop(format!("UPDATE customers SET name = 'D' WHERE id = {k}")).await.unwrap();
+    }
+    d.query_drop(format!("UPDATE customers SET name = 'D' WHERE id = {c}")).await.unwrap();
+    let waiter = tokio::spawn(async move {
+        let r = d.query_drop(format!("UPDATE customers SET name = 'D' WHERE id = {b}")).await;
+        (r, d)
+    });
+    let mut probe = s1.conn().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: Option<i64> = probe.query_first("SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'").await.unwrap();
+        if waiting == Some(1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the direct transaction never waited");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let err = p.query_drop(format!("UPDATE customers SET name = 'A' WHERE id = {c}")).await.unwrap_err();
+    match err {
+        mysql_async::Error::Server(e) => assert_eq!(e.code, 1213, "{}", e.message),
+        other => panic!("{other:?}"),
+    }
+    let (r, mut d) = waiter.await.unwrap();
+    r.unwrap();
+    d.query_drop("COMMIT").await.unwrap();
+    // The proxy's transaction is over everywhere: COMMIT commits nothing of it.
+    p.query_drop("COMMIT").await.unwrap();
+    let name: Option<String> = p.query_first(format!("SELECT name FROM customers WHERE id = {a}")).await.unwrap();
+    assert_eq!(name, Some(format!("n{a}")), "the s0 part of the deadlocked transaction was rolled back");
+}

@@ -118,6 +118,11 @@ impl<'a> Reply<'a> {
         Ok(())
     }
 
+    /// The code of the error this answer carried, if any.
+    pub fn error_code(&self) -> Option<u16> {
+        self.errored.as_ref().map(|e| e.code)
+    }
+
     /// Whether the client accepts LOAD DATA LOCAL INFILE requests.
     pub fn local_files(&self) -> bool {
         self.capabilities.contains(CapabilityFlags::CLIENT_LOCAL_FILES)

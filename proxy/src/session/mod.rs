@@ -171,7 +171,9 @@ impl Handler for Session {
             Ok(r) => r,
             Err(e) => return reply.error(&e).await,
         };
-        self.execute(route, Request::Text(Arc::from(sql)), &classified, &topo, reply).await
+        self.execute(route, Request::Text(Arc::from(sql)), &classified, &topo, reply).await?;
+        self.after_statement(reply.error_code()).await;
+        Ok(())
     }
 
     async fn on_prepare(&mut self, sql: &[u8], reply: &mut Reply<'_>) -> Result<(), StreamError> {
@@ -218,13 +220,19 @@ impl Handler for Session {
             return reply.error(&ClientError::unknown_statement(stmt_id, "mysqld_stmt_execute")).await;
         };
         let (sql, classified, parsed) = (p.sql.clone(), p.classified.clone(), p.parsed.clone());
+        if let Some(tx) = classified.tx.clone() {
+            // BEGIN/COMMIT/ROLLBACK prepared (as sysbench sends them) are transaction control too.
+            return self.tx_control(&tx, &sql, reply).await;
+        }
         let topo = self.topology();
         let route = match self.route(&String::from_utf8_lossy(&sql), &parsed, &topo, &params) {
             Ok(r) => r,
             Err(e) => return reply.error(&e).await,
         };
         let params = if params.is_empty() { Params::Empty } else { Params::Positional(params) };
-        self.execute(route, Request::Binary(sql, params), &classified, &topo, reply).await
+        self.execute(route, Request::Binary(sql, params), &classified, &topo, reply).await?;
+        self.after_statement(reply.error_code()).await;
+        Ok(())
     }
 
     async fn on_close_statement(&mut self, stmt_id: u32) {

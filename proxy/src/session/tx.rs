@@ -68,6 +68,19 @@ impl Session {
         }
     }
 
+    /// After a statement: a deadlock (ER_LOCK_DEADLOCK) rolled the transaction back on the
+    /// shard that saw it; as on one MariaDB, the whole transaction ends, so its other shards
+    /// are rolled back too and a later COMMIT commits nothing half-way.
+    pub(super) async fn after_statement(&mut self, error_code: Option<u16>) {
+        const ER_LOCK_DEADLOCK: u16 = 1213;
+        if error_code == Some(ER_LOCK_DEADLOCK) && self.state.in_transaction() {
+            let _ = self.finish_all("ROLLBACK").await;
+            self.state.end_transaction();
+            self.tx_topology = None;
+            self.unpin_if_free().await;
+        }
+    }
+
     /// Runs `sql` on every pinned connection, keeping them pinned.
     async fn on_all_pinned(&mut self, sql: &str) -> Result<(), BackendError> {
         let mut result = Ok(());
