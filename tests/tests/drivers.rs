@@ -50,15 +50,20 @@ async fn pymysql_works_through_the_proxy() {
     let m = MariaDb::start().await.unwrap();
     let p = TestProxy::start(&[&m]).await.unwrap();
     p.conn(None).await.unwrap().query_drop("CREATE DATABASE py").await.unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/pymysql_check.py");
+    run_python("pymysql_check.py", p.mysql_port, "py", "pymysql checks passed").await;
+}
+
+/// Runs one of tests/python/*.py against the proxy and checks it reported success.
+async fn run_python(script: &str, port: u16, db: &str, success: &str) {
+    let script = format!("{}/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("python3")
-        .args([script, "127.0.0.1", &p.mysql_port.to_string(), USER, PASSWORD, "py"])
+        .args([script.as_str(), "127.0.0.1", &port.to_string(), USER, PASSWORD, db])
         .output()
         .await
         .expect("python3 is missing");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("pymysql checks passed"), "{stdout}");
+    assert!(stdout.contains(success), "{stdout}");
 }
 
 #[tokio::test]
@@ -141,15 +146,7 @@ async fn sqlalchemy_core_over_pymysql_with_a_sharded_table() {
     };
     let p = TestProxy::start_with(&[&s0, &s1, &s2], opts).await.unwrap();
     p.conn(None).await.unwrap().query_drop("CREATE DATABASE sa").await.unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/sqlalchemy_routing_check.py");
-    let out = Command::new("python3")
-        .args([script, "127.0.0.1", &p.mysql_port.to_string(), USER, PASSWORD, "sa"])
-        .output()
-        .await
-        .expect("python3 is missing");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("sqlalchemy routing checks passed"), "{stdout}");
+    run_python("sqlalchemy_routing_check.py", p.mysql_port, "sa", "sqlalchemy routing checks passed").await;
     // The mariadb CLI sees the same merged answers.
     let out = cli(p.mysql_port, PASSWORD, &["sa", "-e", "SELECT country, COUNT(*) AS n FROM users GROUP BY country; SELECT name FROM users WHERE id = 7"]).await;
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
