@@ -65,3 +65,27 @@ pub fn dead_conn(e: &MyError) -> DeadConn {
         _ => DeadConn::No,
     }
 }
+
+/// Awaits a backend operation for at most `limit`: a timeout becomes
+/// `BackendError::Timeout`, a mysql_async error is classified for the shard `who = (shard,
+/// addr)` together with what it says about a dead connection.
+pub async fn bounded<T>(
+    limit: Option<std::time::Duration>,
+    who: (&str, &str),
+    fut: impl std::future::Future<Output = Result<T, MyError>>,
+) -> Result<T, (BackendError, DeadConn)> {
+    let r = match limit {
+        Some(d) => match tokio::time::timeout(d, fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                let e = BackendError::Timeout { shard: who.0.into(), addr: who.1.into(), timeout_ms: d.as_millis() as u64 };
+                return Err((e, DeadConn::No));
+            }
+        },
+        None => fut.await,
+    };
+    r.map_err(|e| {
+        let dead = dead_conn(&e);
+        (BackendError::from_mysql(e, who.0, who.1), dead)
+    })
+}

@@ -6,6 +6,7 @@
 //! the pool. No SQL of the client's is looked at here.
 
 use super::state::SessionState;
+use crate::backend::error::bounded;
 use crate::backend::{BackendError, Backends, PooledConn};
 use crate::error::{ClientError, ErrorKind};
 use mysql_async::prelude::Queryable;
@@ -103,14 +104,9 @@ impl Conns {
         let fresh = joins.is_empty();
         for sql in joins {
             let (s, a) = (c.shard().to_string(), c.addr().to_string());
-            let limit = c.query_timeout().unwrap_or(Duration::from_secs(3600));
-            match tokio::time::timeout(limit, c.conn().query_drop(sql)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(fail(c, BackendError::from_mysql(e, &s, &a))),
-                Err(_) => {
-                    c.discard();
-                    return Err(BackendError::Timeout { shard: s, addr: a, timeout_ms: limit.as_millis() as u64 }.into());
-                }
+            let limit = c.query_timeout();
+            if let Err((e, _)) = bounded(limit, (&s, &a), c.conn().query_drop(sql)).await {
+                return Err(fail(c, e));
             }
         }
         Ok(Taken { conn: c, fresh })

@@ -6,7 +6,7 @@
 //! connection was dead before anything was sent) and the backend's final status flags.
 
 use crate::backend::{BackendError, PooledConn};
-use crate::backend::error::{dead_conn, DeadConn};
+use crate::backend::error::{bounded, DeadConn};
 use crate::error::ClientError;
 use crate::frontend::reply::LastPacket;
 use crate::frontend::{OkInfo, Reply, StreamError};
@@ -17,7 +17,6 @@ use bytes::Bytes;
 use mysql_async::InfileData;
 use std::borrow::Cow;
 use tokio::sync::{mpsc, Notify};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,29 +45,6 @@ pub struct Outcome {
     pub retryable_if_idempotent: bool,
 }
 
-async fn timed<T>(
-    limit: Option<Duration>,
-    conn: (&str, &str),
-    fut: impl Future<Output = Result<T, mysql_async::Error>>,
-) -> Result<T, (BackendError, DeadConn)> {
-    let r = match limit {
-        Some(d) => match tokio::time::timeout(d, fut).await {
-            Ok(r) => r,
-            Err(_) => {
-                return Err((
-                    BackendError::Timeout { shard: conn.0.into(), addr: conn.1.into(), timeout_ms: d.as_millis() as u64 },
-                    DeadConn::No,
-                ))
-            }
-        },
-        None => fut.await,
-    };
-    r.map_err(|e| {
-        let dead = dead_conn(&e);
-        (BackendError::from_mysql(e, conn.0, conn.1), dead)
-    })
-}
-
 /// Runs `req` on `pc` and writes the whole answer through `reply`. `status` is the session's
 /// status before the statement, used for packets written before the backend's final status
 /// is known. The final packet carries the backend's true status.
@@ -92,7 +68,7 @@ pub async fn forward(
                     conn.set_infile_handler(async move { Ok(infile_stream(rx)) });
                     let done = Notify::new();
                     let query = async {
-                        let r = timed(limit, who, conn.query_iter(&sql[..])).await;
+                        let r = bounded(limit, who, conn.query_iter(&sql[..])).await;
                         done.notify_one();
                         r
                     };
@@ -100,7 +76,7 @@ pub async fn forward(
                     pumped?;
                     first
                 }
-                _ => timed(limit, who, conn.query_iter(&sql[..])).await,
+                _ => bounded(limit, who, conn.query_iter(&sql[..])).await,
             };
             match first {
                 Ok(result) => stream_sets(result, false, status, limit, who, reply).await,
@@ -108,7 +84,7 @@ pub async fn forward(
             }
         }
         Request::Binary(sql, params) => {
-            let first = timed(limit, who, conn.exec_iter(Cow::Borrowed(&sql[..]), params.clone())).await;
+            let first = bounded(limit, who, conn.exec_iter(Cow::Borrowed(&sql[..]), params.clone())).await;
             match first {
                 Ok(result) => stream_sets(result, true, status, limit, who, reply).await,
                 Err((e, dead)) => first_error(e, dead, reply, idempotent).await,
@@ -206,14 +182,14 @@ async fn stream_sets<P: Protocol>(
                 return write_last(reply, Last::Ok(info), status).await.map(|_| outcome);
             }
             reply.ok(&info, mid_status(status, true)).await?;
-            if let Err((e, _)) = timed(limit, who, result.next()).await {
+            if let Err((e, _)) = bounded(limit, who, result.next()).await {
                 return write_error(&mut outcome, e, reply).await;
             }
             continue;
         }
         reply.columns(&columns, mid_status(status, false)).await?;
         loop {
-            match timed(limit, who, result.next()).await {
+            match bounded(limit, who, result.next()).await {
                 Ok(Some(row)) => {
                     let values = row.unwrap();
                     if binary {
@@ -251,7 +227,7 @@ async fn pending_error<P: Protocol>(
     limit: Option<Duration>,
     who: (&str, &str),
 ) -> Result<(), BackendError> {
-    timed(limit, who, result.next()).await.map(|_| ()).map_err(|(e, _)| e)
+    bounded(limit, who, result.next()).await.map(|_| ()).map_err(|(e, _)| e)
 }
 
 async fn write_error(outcome: &mut Outcome, e: BackendError, reply: &mut Reply<'_>) -> Result<Outcome, StreamError> {

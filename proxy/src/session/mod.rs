@@ -100,8 +100,11 @@ impl Session {
             Ok(p) => p,
             Err(_) if topo.rules.is_empty() => return Ok(home),
             Err(msg) => {
-                let lower = text.to_ascii_lowercase();
-                let named = topo.rules.iter().find(|r| classify::words(&lower).iter().any(|w| w.trim_matches('`').ends_with(&r.table.to_ascii_lowercase())));
+                let words = classify::words(text);
+                let names_table = |table: &str| {
+                    words.iter().any(|w| w.rsplit('.').next().is_some_and(|last| last.trim_matches('`').eq_ignore_ascii_case(table)))
+                };
+                let named = topo.rules.iter().find(|r| names_table(&r.table));
                 return match named {
                     None => Ok(home),
                     Some(r) => {

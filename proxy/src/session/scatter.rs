@@ -7,6 +7,7 @@
 //! memory is bounded by what the merge must hold.
 
 use super::forward::Request;
+use crate::backend::error::bounded;
 use crate::backend::{BackendError, PooledConn};
 use crate::error::{codes, ClientError, ErrorKind};
 use crate::frontend::{OkInfo, Reply, StreamError};
@@ -24,17 +25,6 @@ use tokio::sync::{mpsc, oneshot};
 
 /// A shard's connection after a multi-shard statement: `None` if it broke.
 pub type Returned = Vec<(String, Option<PooledConn>)>;
-
-async fn timed<T>(limit: Option<Duration>, who: (String, String), fut: impl std::future::Future<Output = Result<T, mysql_async::Error>>) -> Result<T, BackendError> {
-    let (shard, addr) = who;
-    match limit {
-        Some(d) => match tokio::time::timeout(d, fut).await {
-            Ok(r) => r.map_err(|e| BackendError::from_mysql(e, &shard, &addr)),
-            Err(_) => Err(BackendError::Timeout { shard, addr, timeout_ms: d.as_millis() as u64 }),
-        },
-        None => fut.await.map_err(|e| BackendError::from_mysql(e, &shard, &addr)),
-    }
-}
 
 /// Runs one SELECT per shard and writes the merged result.
 pub async fn select(
@@ -129,33 +119,21 @@ async fn read_shard(
     let limit = conn.query_timeout();
     let started = Instant::now();
     let (shard, addr) = (conn.shard().to_string(), conn.addr().to_string());
+    let who = (shard.as_str(), addr.as_str());
     let result = match &req {
-        Request::Text(sql) => {
-            let fut = conn.conn().query_iter(&sql[..]);
-            match limit {
-                Some(d) => tokio::time::timeout(d, fut).await.unwrap_or_else(|_| Err(mysql_async::Error::Other("timeout".into()))),
-                None => fut.await,
-            }
-            .map(Either::Text)
-        }
+        Request::Text(sql) => bounded(limit, who, conn.conn().query_iter(&sql[..])).await.map(Either::Text),
         Request::Binary(sql, params) => {
-            let fut = conn.conn().exec_iter(Cow::Borrowed(&sql[..]), params.clone());
-            match limit {
-                Some(d) => tokio::time::timeout(d, fut).await.unwrap_or_else(|_| Err(mysql_async::Error::Other("timeout".into()))),
-                None => fut.await,
-            }
-            .map(Either::Binary)
+            bounded(limit, who, conn.conn().exec_iter(Cow::Borrowed(&sql[..]), params.clone())).await.map(Either::Binary)
         }
     };
     let ok = match result {
-        Err(e) => {
-            let e = BackendError::from_mysql(e, &shard, &addr);
+        Err((e, _)) => {
             let fatal = e.is_fatal();
             let _ = columns_tx.send(Err(e));
             !fatal
         }
-        Ok(Either::Text(r)) => pump(r, limit, columns_tx, rows_tx, (&shard, &addr)).await,
-        Ok(Either::Binary(r)) => pump(r, limit, columns_tx, rows_tx, (&shard, &addr)).await,
+        Ok(Either::Text(r)) => pump(r, limit, columns_tx, rows_tx, who).await,
+        Ok(Either::Binary(r)) => pump(r, limit, columns_tx, rows_tx, who).await,
     };
     conn.observe(started.elapsed());
     ok
@@ -177,11 +155,7 @@ async fn pump<P: Protocol>(
     let _ = columns_tx.send(Ok(cols));
     let mut listening = true;
     loop {
-        let next = match limit {
-            Some(d) => tokio::time::timeout(d, result.next()).await.unwrap_or_else(|_| Err(mysql_async::Error::Other("timeout".into()))),
-            None => result.next().await,
-        };
-        match next {
+        match bounded(limit, who, result.next()).await {
             Ok(Some(row)) => {
                 if listening && rows_tx.send(Ok(row.unwrap())).await.is_err() {
                     // The merge has all it needs (LIMIT): read the rest and drop it.
@@ -189,8 +163,7 @@ async fn pump<P: Protocol>(
                 }
             }
             Ok(None) => break,
-            Err(e) => {
-                let e = BackendError::from_mysql(e, who.0, who.1);
+            Err((e, _)) => {
                 let fatal = e.is_fatal();
                 let _ = rows_tx.send(Err(e)).await;
                 return !fatal;
@@ -209,13 +182,14 @@ struct WriteDone {
 async fn write_one(conn: &mut PooledConn, req: &Request) -> Result<WriteDone, BackendError> {
     let limit = conn.query_timeout();
     let started = Instant::now();
-    let who = (conn.shard().to_string(), conn.addr().to_string());
+    let (shard, addr) = (conn.shard().to_string(), conn.addr().to_string());
+    let who = (shard.as_str(), addr.as_str());
     let r = match req {
-        Request::Text(sql) => timed(limit, who, conn.conn().query_drop(&sql[..])).await,
-        Request::Binary(sql, params) => timed(limit, who, conn.conn().exec_drop(Cow::Borrowed(&sql[..]), params.clone())).await,
+        Request::Text(sql) => bounded(limit, who, conn.conn().query_drop(&sql[..])).await,
+        Request::Binary(sql, params) => bounded(limit, who, conn.conn().exec_drop(Cow::Borrowed(&sql[..]), params.clone())).await,
     };
     conn.observe(started.elapsed());
-    r?;
+    r.map_err(|(e, _)| e)?;
     let c = conn.conn();
     Ok(WriteDone {
         info: OkInfo { affected_rows: c.affected_rows(), last_insert_id: c.last_insert_id().unwrap_or(0), warnings: c.get_warnings(), info: String::new() },

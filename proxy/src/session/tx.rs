@@ -11,11 +11,11 @@ use super::classify::TxControl;
 use super::forward::Request;
 use super::scatter::partial_commit;
 use super::Session;
+use crate::backend::error::bounded;
 use crate::backend::BackendError;
 use crate::frontend::{OkInfo, Reply, StreamError};
 use mysql_async::prelude::Queryable;
 use std::sync::Arc;
-use std::time::Duration;
 
 impl Session {
     pub(super) async fn tx_control(&mut self, tx: &TxControl, sql: &[u8], reply: &mut Reply<'_>) -> Result<(), StreamError> {
@@ -97,7 +97,8 @@ impl Session {
     /// Runs `sql` on `c` and pins it again, unless the error shows it broke.
     async fn run_kept(&mut self, shard: &str, mut c: crate::backend::PooledConn, sql: &str) -> Result<(), BackendError> {
         let (s, a) = (c.shard().to_string(), c.addr().to_string());
-        let r = run(&mut c, sql).await.map_err(|e| BackendError::from_mysql(e, &s, &a));
+        let limit = c.query_timeout();
+        let r = bounded(limit, (&s, &a), c.conn().query_drop(sql)).await.map_err(|(e, _)| e);
         match &r {
             Err(e) if e.is_fatal() => c.discard(),
             _ => self.conns.keep(shard, c),
@@ -138,13 +139,5 @@ impl Session {
         for (_, c) in self.conns.take_all_pinned() {
             drop(c);
         }
-    }
-}
-
-async fn run(c: &mut crate::backend::PooledConn, sql: &str) -> Result<(), mysql_async::Error> {
-    let limit = c.query_timeout().unwrap_or(Duration::from_secs(3600));
-    match tokio::time::timeout(limit, c.conn().query_drop(sql)).await {
-        Ok(r) => r,
-        Err(_) => Err(mysql_async::Error::Other("timeout".into())),
     }
 }
