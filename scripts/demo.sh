@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A local slotgate cluster to play with: 4 MariaDB shards (s0..s3) and 3 slotgate nodes.
+# A local slotgate cluster to play with: 4 MariaDB shards (s0..s3) and 3 slotgate nodes that
+# form one embedded Raft meta group (the topology), initialised with `slotctl init`.
 #
 #   scripts/demo.sh            run in the foreground until Ctrl-C, then clean everything up
 #   scripts/demo.sh --detach   start, write .demo/cluster.json, return (processes keep running)
@@ -65,6 +66,8 @@ ensure_mariadb
 echo "== building slotgate and slotctl (debug)" >&2
 cargo build -p slotgate-proxy -p slotctl
 SLOTGATE=$ROOT/target/debug/slotgate
+SLOTCTL=$ROOT/target/debug/slotctl
+CLUSTER_URLS=http://127.0.0.1:9033,http://127.0.0.1:9034,http://127.0.0.1:9035
 for n in $(seq 1 "$NODES"); do
   for port in $((6032 + n)) $((9032 + n)); do
     if port_listening "$port"; then
@@ -90,6 +93,7 @@ if [ "$MODE" = detach ]; then MARIADB_SETSID=1; fi
 # --- shards ---------------------------------------------------------------------------------
 mkdir -p "$DEMO"
 BACKEND_PASSWORD=$(random_password)
+CLUSTER_SECRET=$(random_password)
 SHARD_ADDRS=()
 for i in $(seq 0 $((SHARDS - 1))); do
   dir=$DEMO/shard$i
@@ -122,7 +126,13 @@ for n in $(seq 1 "$NODES"); do
     printf '[routing]\nhome_shard = "s0"\nslot_count = 1024\n\n'
     # The demo schema (created below through node 1): users sharded by id, orders by user_id.
     printf '[[routing.rules]]\ndatabase = "demo"\ntable = "users"\ncolumn = "id"\n\n'
-    printf '[[routing.rules]]\ndatabase = "demo"\ntable = "orders"\ncolumn = "user_id"\n'
+    printf '[[routing.rules]]\ndatabase = "demo"\ntable = "orders"\ncolumn = "user_id"\n\n'
+    # Every node is a voter of the meta group; `slotctl init` below proposes the topology
+    # above ([[shards]] and [routing]) once.
+    printf '[meta]\ndata_dir = "meta"\ncluster_secret = "%s"\ninit_from_config = false\n' "$CLUSTER_SECRET"
+    for v in $(seq 1 "$NODES"); do
+      printf '[[meta.voters]]\nid = %d\naddr = "127.0.0.1:%d"\n' "$v" $((9032 + v))
+    done
   } >"$dir/slotgate.toml"
   echo "== starting slotgate node $n" >&2
   # Started directly (no function or subshell in between) so that $! is slotgate's own pid.
@@ -134,6 +144,14 @@ for n in $(seq 1 "$NODES"); do
   echo "$!" >"$dir/pid"
   NODE_PIDS+=("$!")
 done
+for n in $(seq 1 "$NODES"); do
+  if ! wait_for "${NODE_PIDS[$((n - 1))]}" 30 "slotgate node $n /healthz" http_ok "127.0.0.1:$((9032 + n))" /healthz; then
+    tail -n 20 "$DEMO/node$n/slotgate.log" >&2
+    exit 1
+  fi
+done
+echo "== slotctl init (the meta group elects a leader, then commits topology version 1)" >&2
+"$SLOTCTL" --cluster "$CLUSTER_URLS" --timeout 60 init --config "$DEMO/node1/slotgate.toml" >&2
 for n in $(seq 1 "$NODES"); do
   if ! wait_for "${NODE_PIDS[$((n - 1))]}" 30 "slotgate node $n /readyz" http_ok "127.0.0.1:$((9032 + n))" /readyz; then
     tail -n 20 "$DEMO/node$n/slotgate.log" >&2
@@ -165,11 +183,13 @@ mariadb --skip-ssl -h127.0.0.1 -P6033 -u"$DEMO_USER" -p"$DEMO_PASSWORD" demo -e 
       "$(cat "$DEMO/shard$i/pid")" "$sep"
   done
   echo '  ],'
+  printf '  "cluster": "%s",\n' "$CLUSTER_URLS"
   printf '  "demo_user": {"name": "%s", "password": "%s", "database": "demo"}\n' "$DEMO_USER" "$DEMO_PASSWORD"
   echo '}'
 } >"$DEMO/cluster.json"
 
 READY=1
+"$SLOTCTL" --cluster "$CLUSTER_URLS" status || true
 cat <<EOF
 
 slotgate demo is up: $NODES nodes, $SHARDS shards (details in .demo/cluster.json, logs in .demo/*/).
@@ -180,6 +200,10 @@ Try:
   INSERT INTO users (id, name, country) VALUES (1,'ada','uk'),(2,'bob','fr'),(3,'cy','de'),(4,'dee','jp');
   SELECT * FROM users WHERE id = 3;                      -- one shard
   SELECT country, COUNT(*) FROM users GROUP BY country;  -- every shard, merged
+Topology (the meta group on the admin ports 9033-9035):
+  target/debug/slotctl status
+  target/debug/slotctl history
+  target/debug/slotctl shard list
 Admin:
   curl http://127.0.0.1:9033/readyz                  (9033, 9034, 9035)
   curl -s http://127.0.0.1:9033/metrics | grep slotgate_queries_total

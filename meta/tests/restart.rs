@@ -12,19 +12,45 @@ use openraft::testing::log_id;
 use openraft::{EntryPayload, LogState, RaftLogReader, RaftSnapshotBuilder};
 use slotgate_meta::typ::{Entry, LogId, Membership, StoredMembership, Vote};
 use slotgate_meta::{MetaRequest, MetaResponse, MetaStore};
+use slotgate_shared::{Shard, ShardState, ShardingRule, TopologyCommand};
 
 fn lid(index: u64) -> LogId {
     log_id(1, 1, index)
 }
 
-fn normal(index: u64, request_id: &str, body: serde_json::Value) -> Entry {
+/// Command number 0 initialises the topology; any other adds a rule for table `t<n>`.
+fn command(n: u64) -> TopologyCommand {
+    if n == 0 {
+        let shard = Shard { id: "a".into(), state: ShardState::Active, primary: "h:1".into(), replicas: vec![] };
+        return TopologyCommand::Init { slot_count: 4, shards: vec![shard], home: "a".into(), rules: vec![] };
+    }
+    TopologyCommand::AddRule { rule: ShardingRule { database: "d".into(), table: format!("t{n}"), column: "k".into() } }
+}
+
+fn normal(index: u64, request_id: &str, n: u64) -> Entry {
     Entry {
         log_id: lid(index),
         payload: EntryPayload::Normal(MetaRequest {
             request_id: request_id.to_string(),
-            command: body,
+            actor: "test".into(),
+            at_ms: 0,
+            if_version: None,
+            command: command(n),
         }),
     }
+}
+
+fn ok(version: u64) -> MetaResponse {
+    MetaResponse { version, refused: None, retried: false }
+}
+
+fn retried(version: u64) -> MetaResponse {
+    MetaResponse { version, refused: None, retried: true }
+}
+
+fn rules(sm: &slotgate_meta::StateMachineStore) -> Vec<String> {
+    let t = sm.state().topology.as_ref().expect("initialised");
+    t.rules.iter().map(|r| r.table.clone()).collect()
 }
 
 fn voters_123() -> Membership {
@@ -51,9 +77,9 @@ async fn everything_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let entries = vec![
         membership(1),
-        normal(2, "r1", serde_json::json!({"shards": 1})),
-        normal(3, "r2", serde_json::json!({"shards": 2})),
-        normal(4, "r3", serde_json::json!({"shards": 3})),
+        normal(2, "r1", 0),
+        normal(3, "r2", 2),
+        normal(4, "r3", 3),
         blank(5),
         blank(6),
     ];
@@ -69,10 +95,10 @@ async fn everything_survives_reopen() {
         assert_eq!(
             replies,
             vec![
-                MetaResponse { version: 0 },
-                MetaResponse { version: 1 },
-                MetaResponse { version: 2 },
-                MetaResponse { version: 3 },
+                ok(0),
+                ok(1),
+                ok(2),
+                ok(3),
             ]
         );
         let snap = sm
@@ -115,9 +141,9 @@ async fn everything_survives_reopen() {
     let (applied, mem) = sm.applied_state().await.unwrap();
     assert_eq!(applied, Some(lid(4)));
     assert_eq!(mem, StoredMembership::new(Some(lid(1)), voters_123()));
-    assert_eq!(sm.state().version, 3);
-    assert_eq!(sm.state().data, serde_json::json!({"shards": 3}));
-    assert_eq!(sm.state().applied_requests.len(), 3);
+    assert_eq!(sm.state().version(), 3);
+    assert_eq!(rules(&sm), vec!["t2", "t3"]);
+    assert_eq!(sm.state().requests.len(), 3);
 
     let current = sm.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.meta, snapshot_meta);
@@ -135,34 +161,34 @@ async fn same_request_id_applies_once() {
         let (_log, mut sm) = MetaStore::open(dir.path()).unwrap();
         let replies = sm
             .apply([
-                normal(1, "same", serde_json::json!({"v": "first"})),
-                normal(2, "same", serde_json::json!({"v": "retry"})),
+                normal(1, "same", 0),
+                normal(2, "same", 5),
             ])
             .await
             .unwrap();
         assert_eq!(
             replies,
-            vec![MetaResponse { version: 1 }, MetaResponse { version: 1 }]
+            vec![ok(1), retried(1)]
         );
-        assert_eq!(sm.state().version, 1);
-        assert_eq!(sm.state().data, serde_json::json!({"v": "first"}));
+        assert_eq!(sm.state().version(), 1);
+        assert!(rules(&sm).is_empty());
         assert_eq!(sm.applied_state().await.unwrap().0, Some(lid(2)));
     }
     // The dedup table is durable: a retry after a restart is still recognised.
     let (_log, mut sm) = MetaStore::open(dir.path()).unwrap();
     let replies = sm
         .apply([
-            normal(3, "same", serde_json::json!({"v": "late retry"})),
-            normal(4, "other", serde_json::json!({"v": "second"})),
+            normal(3, "same", 6),
+            normal(4, "other", 7),
         ])
         .await
         .unwrap();
     assert_eq!(
         replies,
-        vec![MetaResponse { version: 1 }, MetaResponse { version: 2 }]
+        vec![retried(1), ok(2)]
     );
-    assert_eq!(sm.state().version, 2);
-    assert_eq!(sm.state().data, serde_json::json!({"v": "second"}));
+    assert_eq!(sm.state().version(), 2);
+    assert_eq!(rules(&sm), vec!["t7"]);
 }
 
 #[tokio::test]
@@ -172,7 +198,7 @@ async fn installed_snapshot_survives_reopen() {
 
     let (_l_log, mut leader) = MetaStore::open(leader_dir.path()).unwrap();
     leader
-        .apply([membership(1), normal(2, "a", serde_json::json!({"k": 1}))])
+        .apply([membership(1), normal(2, "a", 0)])
         .await
         .unwrap();
     let snap = leader
@@ -212,7 +238,7 @@ async fn newer_snapshot_on_disk_restores_state_at_open() {
     let dst = tempfile::tempdir().unwrap();
     let expected = {
         let (_log, mut sm) = MetaStore::open(src.path()).unwrap();
-        sm.apply([membership(1), normal(2, "a", serde_json::json!({"k": 7}))])
+        sm.apply([membership(1), normal(2, "a", 0)])
             .await
             .unwrap();
         sm.get_snapshot_builder()

@@ -146,6 +146,16 @@ impl ClientError {
         )
     }
 
+    /// The node has no topology to route with yet.
+    pub fn no_topology() -> Self {
+        ClientError::new(
+            ErrorKind::BackendUnavailable,
+            codes::ER_UNKNOWN_ERROR,
+            b"HY000",
+            "slotgate has no topology yet: the meta group is not initialised (run `slotctl init`) or this node has not caught up; retry in a moment",
+        )
+    }
+
     pub fn shutting_down() -> Self {
         Self::new(
             ErrorKind::Shutdown,

@@ -35,6 +35,15 @@ pub enum NodeError {
     Backends(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Meta(#[from] crate::topology::MemberError),
+}
+
+/// Test and embedding knobs of a node.
+#[derive(Default, Clone)]
+pub struct NodeOptions {
+    /// Links of the meta group this node refuses to use (fault injection for tests).
+    pub faults: slotgate_meta::Faults,
 }
 
 /// A running node.
@@ -47,6 +56,8 @@ pub struct NodeHandle {
     tracker: TaskTracker,
     ready: Arc<AtomicBool>,
     backends: Backends,
+    topology: TopologyHandle,
+    meta: Option<slotgate_meta::MetaNode>,
     shutdown_timeout: Duration,
 }
 
@@ -54,9 +65,13 @@ pub struct Node;
 
 impl Node {
     pub async fn start(config: Config, users: Users) -> Result<NodeHandle, NodeError> {
+        Node::start_with(config, users, NodeOptions::default()).await
+    }
+
+    pub async fn start_with(config: Config, users: Users, options: NodeOptions) -> Result<NodeHandle, NodeError> {
         let metrics = Metrics::new();
         let password = config.backend_password()?;
-        let backends = Backends::new(&config, &password, &metrics).map_err(NodeError::Backends)?;
+        let backends = Backends::new(&config.backend, &password, &metrics);
         let tls = match &config.tls {
             Some(t) => Some(load_tls(&t.cert, &t.key)?),
             None => None,
@@ -82,15 +97,44 @@ impl Node {
         let tracker = TaskTracker::new();
         let ready = Arc::new(AtomicBool::new(true));
 
+        let topology = match &config.meta {
+            Some(_) => TopologyHandle::empty(),
+            None => {
+                let t = config.topology().map_err(|e| NodeError::Backends(format!("topology: {e}")))?;
+                backends.sync(&t).map_err(NodeError::Backends)?;
+                TopologyHandle::new(t)
+            }
+        };
+        let token: Option<Arc<str>> = config.node.admin_token.as_deref().map(Arc::from);
+        let meta = crate::topology::start_member(
+            &config,
+            crate::topology::MemberParts {
+                admin_addr,
+                backends: backends.clone(),
+                handle: topology.clone(),
+                metrics: metrics.clone(),
+                hooks: Arc::new(admin::NodeHooks { backends: backends.clone(), metrics: metrics.clone() }),
+                faults: options.faults.clone(),
+                cancel: cancel.clone(),
+                tracker: tracker.clone(),
+            },
+        )
+        .await?;
         let admin_state = AdminState {
             metrics: metrics.clone(),
             backends: backends.clone(),
+            topology: topology.clone(),
             ready: ready.clone(),
-            token: config.node.admin_token.as_deref().map(Arc::from),
+            token: token.clone(),
         };
         let admin_cancel = cancel.clone();
+        let mut app = admin::router(admin_state);
+        if let Some(node) = &meta {
+            app = app
+                .merge(slotgate_meta::api::admin_routes(node.clone(), token.clone()))
+                .merge(slotgate_meta::network::server::raft_routes(node.clone()));
+        }
         tracker.spawn(async move {
-            let app = admin::router(admin_state);
             let _ = axum::serve(admin_listener, app)
                 .with_graceful_shutdown(async move { admin_cancel.cancelled().await })
                 .await;
@@ -107,10 +151,9 @@ impl Node {
             }
         });
 
-        let topology = config.topology().map_err(|e| NodeError::Backends(format!("topology: {e}")))?;
         let shared = Arc::new(Shared {
             backends: backends.clone(),
-            topology: TopologyHandle::new(topology),
+            topology: topology.clone(),
             parse_cache: ParseCache::new(config.node.parse_cache_size),
             metrics: metrics.clone(),
             transaction_mode: config.routing.transaction_mode,
@@ -138,12 +181,36 @@ impl Node {
             tracker,
             ready,
             backends,
+            topology,
+            meta,
             shutdown_timeout: config.shutdown_timeout(),
         })
     }
 }
 
 impl NodeHandle {
+    /// The topology this node routes with.
+    pub fn topology(&self) -> &TopologyHandle {
+        &self.topology
+    }
+
+    /// This node's meta group member, when `[meta]` is configured.
+    pub fn meta(&self) -> Option<&slotgate_meta::MetaNode> {
+        self.meta.as_ref()
+    }
+
+    /// Stops at once, as a crashed process would: connections are cut, nothing waits.
+    pub async fn kill(self) {
+        self.ready.store(false, Ordering::Relaxed);
+        self.cancel.cancel();
+        self.hard.cancel();
+        self.tracker.close();
+        if let Some(m) = &self.meta {
+            m.shutdown().await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
+    }
+
     /// Stops accepting, waits for running statements up to the shutdown timeout, closes.
     pub async fn shutdown(self) {
         self.ready.store(false, Ordering::Relaxed);
@@ -153,6 +220,9 @@ impl NodeHandle {
             tracing::warn!("shutdown timeout reached; closing the remaining connections");
             self.hard.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(2), self.tracker.wait()).await;
+        }
+        if let Some(m) = &self.meta {
+            m.shutdown().await;
         }
         self.backends.disconnect().await;
         tracing::info!("slotgate node stopped");

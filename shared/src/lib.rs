@@ -3,8 +3,11 @@
 //!
 //! Contract: no I/O, no async; everything here is plain data and pure functions.
 
+pub mod api;
+pub mod command;
 pub mod slot;
 pub mod topology;
 
+pub use command::{CommandError, SlotRange, TopologyCommand};
 pub use slot::{slot_of, KeyValue};
 pub use topology::{Shard, ShardState, ShardingRule, Topology, TopologyError};

@@ -2,6 +2,7 @@
 //! (MariaDB servers via [`mariadb`], in-process slotgate nodes via [`proxy`]) for the tests in
 //! `tests/tests/`.
 
+pub mod cluster;
 pub mod mariadb;
 pub mod proxy;
 pub mod raw;

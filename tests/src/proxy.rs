@@ -21,6 +21,8 @@ pub struct TestProxy {
 /// Extra `[node]` / `[backend]` lines for a test.
 #[derive(Default, Clone)]
 pub struct ProxyOptions {
+    /// `node.admin_listen` (default `127.0.0.1:0`).
+    pub admin_listen: Option<String>,
     pub node_extra: String,
     pub backend_extra: String,
     pub users_extra: String,
@@ -37,29 +39,26 @@ impl TestProxy {
     }
 
     pub async fn start_with(shards: &[&MariaDb], opts: ProxyOptions) -> anyhow::Result<TestProxy> {
-        let first = shards.first().context("at least one shard")?;
-        let mut text = format!(
-            "[node]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nusers_file = \"unused\"\nshutdown_timeout_ms = 2000\n{}\n\
-             [backend]\nuser = \"{}\"\npassword = \"{}\"\npool_max = 16\nconnect_timeout_ms = 2000\npool_wait_timeout_ms = 3000\n{}\n",
-            opts.node_extra,
-            first.user(),
-            first.password(),
-            opts.backend_extra,
-        );
-        for (i, s) in shards.iter().enumerate() {
-            text.push_str(&format!("[[shards]]\nid = \"s{i}\"\nprimary = \"{}\"\n", s.addr()));
-        }
-        text.push_str(&format!("[routing]\nhome_shard = \"s0\"\n{}\n", opts.routing_extra));
-        text.push_str(&opts.sections);
-        let config = Config::parse(&text).map_err(anyhow::Error::msg)?;
-        config.validate()?;
-        let users = Users::parse(&format!(
-            "[[users]]\nname = \"{USER}\"\npassword_hash = \"{}\"\n{}",
-            native_password_hash(PASSWORD),
-            opts.users_extra
-        ))?;
+        let (config, users) = build_config(shards, &opts)?;
         let handle = Node::start(config, users).await?;
-        Ok(TestProxy { mysql_port: handle.mysql_addr.port(), admin_port: handle.admin_addr.port(), handle: Some(handle) })
+        Ok(TestProxy::from_handle(handle))
+    }
+
+    /// Wraps a started node.
+    pub fn from_handle(handle: NodeHandle) -> TestProxy {
+        TestProxy { mysql_port: handle.mysql_addr.port(), admin_port: handle.admin_addr.port(), handle: Some(handle) }
+    }
+
+    /// The running node.
+    pub fn handle(&self) -> Option<&NodeHandle> {
+        self.handle.as_ref()
+    }
+
+    /// Stops the node at once, as a crash would.
+    pub async fn kill(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.kill().await;
+        }
     }
 
     /// mysql_async URL through the proxy.
@@ -95,6 +94,33 @@ impl TestProxy {
             h.shutdown().await;
         }
     }
+}
+
+/// The config and users of a test node in front of `shards` (s0, s1, ... with s0 home).
+pub fn build_config(shards: &[&MariaDb], opts: &ProxyOptions) -> anyhow::Result<(Config, Users)> {
+    let first = shards.first().context("at least one shard")?;
+    let mut text = format!(
+        "[node]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"{}\"\nusers_file = \"unused\"\nshutdown_timeout_ms = 2000\n{}\n\
+         [backend]\nuser = \"{}\"\npassword = \"{}\"\npool_max = 16\nconnect_timeout_ms = 2000\npool_wait_timeout_ms = 3000\n{}\n",
+        opts.admin_listen.as_deref().unwrap_or("127.0.0.1:0"),
+        opts.node_extra,
+        first.user(),
+        first.password(),
+        opts.backend_extra,
+    );
+    for (i, s) in shards.iter().enumerate() {
+        text.push_str(&format!("[[shards]]\nid = \"s{i}\"\nprimary = \"{}\"\n", s.addr()));
+    }
+    text.push_str(&format!("[routing]\nhome_shard = \"s0\"\n{}\n", opts.routing_extra));
+    text.push_str(&opts.sections);
+    let config = Config::parse(&text).map_err(anyhow::Error::msg)?;
+    config.validate()?;
+    let users = Users::parse(&format!(
+        "[[users]]\nname = \"{USER}\"\npassword_hash = \"{}\"\n{}",
+        native_password_hash(PASSWORD),
+        opts.users_extra
+    ))?;
+    Ok((config, users))
 }
 
 /// Finds `series` (exact, labels included) in Prometheus text.

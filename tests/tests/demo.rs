@@ -1,5 +1,6 @@
 //! The README's quick start: `scripts/demo.sh --detach` brings up 4 shards and 3 nodes that
-//! stock clients log in to, writes `.demo/cluster.json`, and `scripts/demo.sh stop` ends it.
+//! stock clients log in to, forming one meta group that `slotctl` reports on, writes
+//! `.demo/cluster.json`, and `scripts/demo.sh stop` ends it.
 
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts};
@@ -36,6 +37,14 @@ async fn demo_starts_a_cluster_clients_can_use() {
     let mut c = Conn::new(Opts::from_url("mysql://demo:demo@127.0.0.1:6034/demo?prefer_socket=false").unwrap()).await.unwrap();
     let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM users WHERE id BETWEEN 100 AND 102").await.unwrap();
     assert_eq!(n, Some(3), "every node sees the rows written through the others");
+    // The three nodes form one meta group; slotctl (built by the demo) shows it.
+    let out = Command::new(repo().join("target/debug/slotctl")).args(["--json", "status"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(status["cluster"]["leader"].as_u64().is_some(), "{status}");
+    assert_eq!(status["cluster"]["members"].as_array().map(Vec::len), Some(3), "{status}");
+    assert_eq!(status["topology"]["version"], 1, "{status}");
+    assert_eq!(status["topology"]["shards"].as_array().map(Vec::len), Some(4), "{status}");
     let bad = Conn::new(Opts::from_url("mysql://demo:wrong@127.0.0.1:6033/demo?prefer_socket=false").unwrap()).await.unwrap_err();
     assert!(matches!(bad, mysql_async::Error::Server(ref e) if e.code == 1045), "{bad:?}");
 }

@@ -59,6 +59,8 @@ pub struct StateMachineStore {
     /// Serialises replacements of the current snapshot file (builders run concurrently).
     snapshot_lock: Arc<Mutex<()>>,
     applied: StoredState,
+    /// Every newly applied state is published here (after it is durable).
+    published: tokio::sync::watch::Sender<Arc<MetaState>>,
 }
 
 impl std::fmt::Debug for StateMachineStore {
@@ -95,11 +97,13 @@ impl StateMachineStore {
             }
         }
 
+        let (published, _) = tokio::sync::watch::channel(Arc::new(applied.state.clone()));
         Ok(Self {
             db: Arc::new(db),
             snapshot_dir: snapshot_dir.to_path_buf(),
             snapshot_lock: Arc::new(Mutex::new(())),
             applied,
+            published,
         })
     }
 
@@ -111,6 +115,16 @@ impl StateMachineStore {
     /// The replicated meta state.
     pub fn state(&self) -> &MetaState {
         &self.applied.state
+    }
+
+    /// A receiver of every applied state, starting with the current one. The state is
+    /// published after it is durable, once per applied batch or installed snapshot.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<MetaState>> {
+        self.published.subscribe()
+    }
+
+    fn publish(&self) {
+        self.published.send_replace(Arc::new(self.applied.state.clone()));
     }
 }
 
@@ -345,7 +359,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         blocking(move || persist_applied(&db, bytes))
             .await
             .map_err(to_raft)?;
+        let changed = next.state != self.applied.state;
         self.applied = next;
+        if changed {
+            self.publish();
+        }
         Ok(replies)
     }
 
@@ -388,6 +406,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         .await
         .map_err(to_raft)?;
         self.applied = next;
+        self.publish();
         Ok(())
     }
 

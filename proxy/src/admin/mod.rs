@@ -1,10 +1,16 @@
-//! The admin HTTP endpoint: `/metrics` (Prometheus text), `/healthz`, `/readyz`.
+//! The admin HTTP endpoint: `/metrics` (Prometheus text), `/healthz`, `/readyz`; the meta
+//! group's API (`slotgate_meta::api`) is merged in by the server when `[meta]` is configured.
 //!
 //! Contract: `/healthz` answers while the process runs; `/readyz` only while the node accepts
-//! clients and its default shard answers; `/metrics` needs the bearer token when
+//! clients, has a topology and its home shard answers; `/metrics` needs the bearer token when
 //! `node.admin_token` is set. No handler reveals secrets.
 
+mod slot_check;
+
+pub use slot_check::NodeHooks;
+
 use crate::backend::Backends;
+use crate::topology::TopologyHandle;
 use crate::metrics::Metrics;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -19,6 +25,7 @@ use std::time::Duration;
 pub struct AdminState {
     pub metrics: Metrics,
     pub backends: Backends,
+    pub topology: TopologyHandle,
     pub ready: Arc<AtomicBool>,
     pub token: Option<Arc<str>>,
 }
@@ -41,12 +48,7 @@ pub fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
     else {
         return false;
     };
-    let (a, b) = (given.as_bytes(), token.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().min(b.len()) {
-        diff |= usize::from(a[i] ^ b[i]);
-    }
-    diff == 0
+    slotgate_meta::network::same_secret(given.as_bytes(), token.as_bytes())
 }
 
 fn unauthorized() -> Response {
@@ -70,10 +72,16 @@ async fn readyz(State(s): State<AdminState>) -> Response {
     if !s.ready.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "not accepting clients\n").into_response();
     }
-    let pool = s.backends.default_pool().clone();
+    let topo = s.topology.load();
+    let Some(home) = topo.shards.get(topo.home_index()) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no topology yet: the meta group is not initialised (slotctl init) or this node has not caught up\n").into_response();
+    };
+    let Some(pool) = s.backends.primary(&home.id) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no pool for the home shard yet\n").into_response();
+    };
     match tokio::time::timeout(Duration::from_secs(2), pool.acquire(false)).await {
         Ok(Ok(_conn)) => "ready\n".into_response(),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("default shard unavailable: {e}\n")).into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "default shard did not answer within 2 s\n").into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("home shard unavailable: {e}\n")).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "home shard did not answer within 2 s\n").into_response(),
     }
 }

@@ -1,7 +1,11 @@
-//! Connections to the shards: one [`NodePool`] per backend node.
+//! Connections to the shards: one [`NodePool`] per backend node, following the topology.
 //!
 //! Contract: knows nothing of clients or SQL meaning; hands out pooled connections (RAII
-//! guards) and reports pool metrics. Must not import `frontend` or `session`.
+//! guards) and reports pool metrics. [`Backends::sync`] is called with every new topology
+//! *before* it is published: pools for nodes the topology names are opened (lazily
+//! connecting) first, so no statement routed with that topology finds its pool missing; pools
+//! for nodes no longer named are dropped from the map and closed once their last connection
+//! returns. Must not import `frontend` or `session`.
 
 pub mod error;
 pub mod pool;
@@ -9,53 +13,91 @@ pub mod pool;
 pub use error::BackendError;
 pub use pool::{quote_ident, NodePool, PooledConn, SessionSync};
 
-use crate::config::Config;
+use crate::config::BackendConfig;
 use crate::metrics::Metrics;
+use arc_swap::ArcSwap;
+use slotgate_shared::Topology;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// Every shard's primary pool, by shard id.
+/// Every shard's primary pool, by shard id, for the latest topology.
 #[derive(Clone)]
 pub struct Backends {
-    primaries: Arc<HashMap<String, NodePool>>,
-    default_shard: String,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Shard id → primary pool, swapped as a whole.
+    primaries: ArcSwap<HashMap<String, NodePool>>,
+    /// Serialises `sync` calls.
+    sync_lock: Mutex<()>,
+    cfg: BackendConfig,
+    password: String,
+    metrics: Metrics,
 }
 
 impl Backends {
-    pub fn new(config: &Config, password: &str, metrics: &Metrics) -> Result<Backends, String> {
-        let mut primaries = HashMap::new();
-        for shard in &config.shards {
-            let pool = NodePool::new(
-                &shard.id,
-                &shard.primary,
-                &config.backend,
-                password,
-                metrics.pool(&shard.id, &shard.primary),
-            )
-            .map_err(|e| format!("shard {}: {e}", shard.id))?;
-            primaries.insert(shard.id.clone(), pool);
+    /// No pools yet; [`Backends::sync`] opens them.
+    pub fn new(cfg: &BackendConfig, password: &str, metrics: &Metrics) -> Backends {
+        Backends {
+            inner: Arc::new(Inner {
+                primaries: ArcSwap::from_pointee(HashMap::new()),
+                sync_lock: Mutex::new(()),
+                cfg: cfg.clone(),
+                password: password.to_string(),
+                metrics: metrics.clone(),
+            }),
         }
-        Ok(Backends { primaries: Arc::new(primaries), default_shard: config.routing.home_shard.clone() })
     }
 
-    /// The pool every statement uses until shard-aware routing lands.
-    pub fn default_pool(&self) -> &NodePool {
-        // validate() guarantees the default shard exists.
-        &self.primaries[&self.default_shard]
+    /// Opens pools for every primary `topology` names and forgets those it no longer names.
+    pub fn sync(&self, topology: &Topology) -> Result<(), String> {
+        let _guard = self.inner.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.inner.primaries.load_full();
+        let mut next = HashMap::new();
+        for shard in &topology.shards {
+            let reuse = old.get(&shard.id).filter(|p| p.addr() == shard.primary).cloned();
+            let pool = match reuse {
+                Some(p) => p,
+                None => NodePool::new(
+                    &shard.id,
+                    &shard.primary,
+                    &self.inner.cfg,
+                    &self.inner.password,
+                    self.inner.metrics.pool(&shard.id, &shard.primary),
+                )
+                .map_err(|e| format!("shard {}: {e}", shard.id))?,
+            };
+            next.insert(shard.id.clone(), pool);
+        }
+        let retired: Vec<NodePool> = old
+            .iter()
+            .filter(|(id, p)| next.get(*id).is_none_or(|n| n.addr() != p.addr()))
+            .map(|(_, p)| p.clone())
+            .collect();
+        self.inner.primaries.store(Arc::new(next));
+        for pool in retired {
+            tracing::info!(shard = pool.shard(), node = pool.addr(), "backend pool retired by the topology");
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { pool.disconnect().await });
+            }
+        }
+        Ok(())
     }
 
-    pub fn primary(&self, shard: &str) -> Option<&NodePool> {
-        self.primaries.get(shard)
+    pub fn primary(&self, shard: &str) -> Option<NodePool> {
+        self.inner.primaries.load().get(shard).cloned()
     }
 
     pub fn report_metrics(&self) {
-        for p in self.primaries.values() {
+        for p in self.inner.primaries.load().values() {
             p.report();
         }
     }
 
     pub async fn disconnect(&self) {
-        for p in self.primaries.values() {
+        let pools = self.inner.primaries.load_full();
+        for p in pools.values() {
             p.disconnect().await;
         }
     }

@@ -4,6 +4,7 @@
 //! Contract: a `Config` that left `Config::load` is valid; every error names the key at fault.
 //! Secrets (client users' password hashes) live in a separate users file, see [`users`].
 
+mod meta;
 pub mod users;
 
 use serde::Deserialize;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use slotgate_shared::{Shard, ShardState, ShardingRule, Topology, TopologyError};
 
+pub use meta::{MetaConfig, VoterConfig};
 pub use users::{UserEntry, Users};
 
 /// Why a configuration was refused.
@@ -37,8 +39,15 @@ pub struct Config {
     #[serde(default)]
     pub tls: Option<TlsConfig>,
     pub backend: BackendConfig,
+    /// The initial shards. Without `[meta]` they are the topology; with it, they are proposed
+    /// to the meta group once, when it has no topology yet (`meta.init_from_config`).
+    #[serde(default)]
     pub shards: Vec<ShardConfig>,
+    #[serde(default)]
     pub routing: RoutingConfig,
+    /// `[meta]`: this node is a member of the embedded Raft meta group that owns the topology.
+    #[serde(default)]
+    pub meta: Option<MetaConfig>,
 }
 
 /// `[node]`: this process's identity, listeners and limits.
@@ -122,7 +131,7 @@ pub struct ShardConfig {
 #[serde(deny_unknown_fields)]
 pub struct RoutingConfig {
     /// Shard holding unsharded tables and statements that touch no table.
-    #[serde(alias = "default_shard")]
+    #[serde(alias = "default_shard", default)]
     pub home_shard: String,
     /// Fixed when the cluster is created; slots are split evenly over `[[shards]]` in order.
     #[serde(default = "default_slot_count")]
@@ -133,6 +142,12 @@ pub struct RoutingConfig {
     /// `[[routing.rules]]`: `database.table` is sharded by `column`.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig { home_shard: String::new(), slot_count: default_slot_count(), transaction_mode: TransactionMode::default(), rules: vec![] }
+    }
 }
 
 /// `multi` opens further shards and commits them one by one; `single` refuses the statement.
@@ -228,6 +243,12 @@ impl Config {
             join(&mut tls.cert);
             join(&mut tls.key);
         }
+        if let Some(meta) = self.meta.as_mut() {
+            join(&mut meta.data_dir);
+            if let Some(f) = meta.cluster_secret_file.as_mut() {
+                join(f);
+            }
+        }
     }
 
     /// Checks what serde cannot: references between sections, ranges, non-empty names.
@@ -259,8 +280,13 @@ impl Config {
         if self.backend.connect_timeout_ms == 0 {
             return Err(invalid("backend.connect_timeout_ms", "must be at least 1"));
         }
-        if self.shards.is_empty() {
-            return Err(invalid("shards", "at least one [[shards]] entry is required"));
+        if let Some(meta) = &self.meta {
+            meta.validate(self.node.id)?;
+            if self.shards.is_empty() {
+                return Ok(());
+            }
+        } else if self.shards.is_empty() {
+            return Err(invalid("shards", "at least one [[shards]] entry is required (or a [meta] section, whose group owns the topology)"));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, shard) in self.shards.iter().enumerate() {

@@ -4,7 +4,10 @@
 //! (cheap to clone) and bump its handles. The recorder is local to a node (no global), so
 //! several nodes can run in one test process.
 
+pub mod meta;
+
 use crate::error::ErrorKind;
+pub use meta::MetaMetrics;
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use std::sync::Arc;
@@ -119,6 +122,7 @@ struct Inner {
     commands: Vec<CommandHandles>,
     errors: Vec<Counter>,
     routing: RoutingMetrics,
+    meta: MetaMetrics,
 }
 
 /// The node's metric handles and its Prometheus renderer.
@@ -181,9 +185,11 @@ impl Metrics {
             partial_commits: metrics::counter!(PARTIAL_COMMITS_TOTAL),
             parse_cache_entries: metrics::gauge!(PARSE_CACHE_ENTRIES),
         });
+        let meta = MetaMetrics::register(&recorder);
         Metrics {
             inner: Arc::new(Inner {
                 routing,
+                meta,
                 recorder,
                 handle,
                 client_connections,
@@ -209,6 +215,11 @@ impl Metrics {
     /// The routing handles (shared by every session).
     pub fn routing(&self) -> &RoutingMetrics {
         &self.inner.routing
+    }
+
+    /// The meta group and topology handles.
+    pub fn meta(&self) -> &MetaMetrics {
+        &self.inner.meta
     }
 
     pub fn connection_opened(&self) {

@@ -138,6 +138,9 @@ impl Session {
         self.tx_topology = None;
         self.conns.found_rows = login.capabilities.contains(CapabilityFlags::CLIENT_FOUND_ROWS);
         self.state = SessionState::new(&login.user, login.collation);
+        if !self.shared.topology.is_ready() {
+            return reply.error(&ClientError::no_topology()).await;
+        }
         match &login.db {
             Some(db) => self.init_db(db, reply).await,
             None => reply.ok(&OkInfo::default(), self.state.client_status()).await,

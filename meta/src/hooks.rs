@@ -1,0 +1,29 @@
+//! What the embedding process lends the meta node: command checks and outcome counting.
+//!
+//! Contract: the meta crate knows nothing of backends or metric names; the process that embeds
+//! a meta node (the slotgate proxy) implements [`MetaHooks`]. Hooks must not block.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use slotgate_shared::{Topology, TopologyCommand};
+
+/// A boxed future returned by a hook.
+pub type HookFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+pub trait MetaHooks: Send + Sync + 'static {
+    /// Checks a command against the world outside the meta group before it is proposed (for
+    /// example: slots that still hold rows must not move). `Err` carries the refusal sentence.
+    fn precheck<'a>(&'a self, _current: &'a Topology, _command: &'a TopologyCommand) -> HookFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Counts a command submitted through this node: `result` is `applied`, `retried`,
+    /// `refused` or `error`.
+    fn command_done(&self, _kind: &str, _result: &str) {}
+}
+
+/// Hooks that check nothing and count nothing.
+pub struct NoHooks;
+
+impl MetaHooks for NoHooks {}

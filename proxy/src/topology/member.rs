@@ -1,0 +1,86 @@
+//! This node's membership of the meta group: starts the [`MetaNode`], follows its applied
+//! state into the topology handle, and exports the Raft gauges.
+//!
+//! Contract: returns once the meta node runs (it elects and catches up in the background);
+//! the follower and the gauge task stop with `cancel` and are tracked by `tracker`.
+
+use super::{follow_meta, TopologyHandle};
+use crate::backend::Backends;
+use crate::config::{Config, ConfigError};
+use crate::metrics::Metrics;
+use slotgate_meta::{Faults, MetaHooks, MetaNode};
+use slotgate_shared::TopologyCommand;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("meta group: {0}")]
+    Meta(#[from] slotgate_meta::MetaError),
+}
+
+/// Everything the member needs from the node.
+pub struct MemberParts {
+    pub admin_addr: SocketAddr,
+    pub backends: Backends,
+    pub handle: TopologyHandle,
+    pub metrics: Metrics,
+    pub hooks: Arc<dyn MetaHooks>,
+    pub faults: Faults,
+    pub cancel: CancellationToken,
+    pub tracker: TaskTracker,
+}
+
+pub async fn start_member(config: &Config, parts: MemberParts) -> Result<Option<MetaNode>, MemberError> {
+    let Some(meta) = &config.meta else { return Ok(None) };
+    let options = meta.options(config.node.id, parts.admin_addr)?;
+    let initial = if meta.init_from_config && !config.shards.is_empty() {
+        let t = config.topology().map_err(|e| ConfigError::Invalid { key: "routing".into(), message: e.to_string() })?;
+        Some(TopologyCommand::Init { slot_count: t.slot_count, shards: t.shards, home: config.routing.home_shard.clone(), rules: t.rules })
+    } else {
+        None
+    };
+    let node = MetaNode::start(options, parts.hooks, parts.faults, initial).await?;
+    // What this node had applied before a restart routes at once, before any election.
+    if let Some(t) = node.current().topology.clone() {
+        if let Err(e) = parts.backends.sync(&t) {
+            tracing::error!(version = t.version, error = %e, "stored topology not applied: cannot open its backend pools");
+        } else {
+            parts.handle.store(t.clone());
+            parts.metrics.meta().topology_version.set(t.version as f64);
+        }
+    }
+    parts.tracker.spawn(follow_meta(node.state(), parts.handle, parts.backends, parts.metrics.clone(), parts.cancel.clone()));
+    parts.tracker.spawn(raft_gauges(node.clone(), parts.metrics, parts.cancel));
+    Ok(Some(node))
+}
+
+/// Keeps the Raft gauges current: on every Raft metrics change, and every second for the
+/// time since the last contact.
+async fn raft_gauges(node: MetaNode, metrics: Metrics, cancel: CancellationToken) {
+    let mut rx = node.raft().metrics();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let m = rx.borrow_and_update().clone();
+        let g = metrics.meta();
+        g.is_leader.set(if m.current_leader == Some(node.id()) { 1.0 } else { 0.0 });
+        g.term.set(m.current_term as f64);
+        g.applied_index.set(m.last_applied.map_or(0, |l| l.index) as f64);
+        if let Ok(Some(c)) = node.raft().with_raft_state(|s| s.committed.map(|c| c.index)).await {
+            g.commit_index.set(c as f64);
+        }
+        if let Some(s) = node.last_contact_seconds() {
+            g.last_contact_seconds.set(s);
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}

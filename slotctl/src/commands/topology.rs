@@ -1,0 +1,136 @@
+//! Reading the topology: `shard list`, `slots list`, `rule list`, and the shards table and slot
+//! range text that `status` and `history` share.
+//!
+//! Contract: the formatting functions are pure; a topology whose slot table names a shard index
+//! that does not exist is shown as it is (such slots appear under no shard), never a panic.
+
+use super::{emit, emit_json, Ctx};
+use crate::table;
+use anyhow::Result;
+use slotgate_shared::{ShardState, SlotRange, Topology};
+
+pub async fn shard_list(ctx: &Ctx) -> Result<()> {
+    let (reply, t) = ctx.require_topology().await?;
+    if ctx.json {
+        emit_json(&reply);
+    } else {
+        emit(&shards_table(&t));
+    }
+    Ok(())
+}
+
+pub async fn slots_list(ctx: &Ctx) -> Result<()> {
+    let (reply, t) = ctx.require_topology().await?;
+    if ctx.json {
+        emit_json(&reply);
+        return Ok(());
+    }
+    let mut out = String::new();
+    for (i, shard) in t.shards.iter().enumerate() {
+        let ranges = owned_ranges(&t.slots, i);
+        let text = if ranges.is_empty() { "(none)".to_string() } else { format_ranges(&ranges, ", ") };
+        out.push_str(&format!("{}: {text}\n", shard.id));
+    }
+    emit(&out);
+    Ok(())
+}
+
+pub async fn rule_list(ctx: &Ctx) -> Result<()> {
+    let (reply, t) = ctx.require_topology().await?;
+    if ctx.json {
+        emit_json(&reply);
+        return Ok(());
+    }
+    if t.rules.is_empty() {
+        let home = t.shards.get(t.home_index()).map(|s| s.id.as_str()).unwrap_or("?");
+        emit(&format!("no sharding rules; every table lives on the home shard {home}\n"));
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = t.rules.iter().map(|r| vec![r.database.clone(), r.table.clone(), r.column.clone()]).collect();
+    emit(&table::render(&["DATABASE", "TABLE", "COLUMN"], &rows));
+    Ok(())
+}
+
+/// ID, STATE, PRIMARY, REPLICAS, SLOTS (count owned), HOME (`*` on the home shard).
+pub fn shards_table(t: &Topology) -> String {
+    let rows: Vec<Vec<String>> = t
+        .shards
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let owned = t.slots.iter().filter(|o| **o as usize == i).count();
+            let replicas = if s.replicas.is_empty() { "-".to_string() } else { s.replicas.join(",") };
+            let home = if i == t.home_index() { "*" } else { "" };
+            vec![s.id.clone(), state_name(s.state).into(), s.primary.clone(), replicas, owned.to_string(), home.into()]
+        })
+        .collect();
+    table::render(&["ID", "STATE", "PRIMARY", "REPLICAS", "SLOTS", "HOME"], &rows)
+}
+
+pub fn state_name(s: ShardState) -> &'static str {
+    match s {
+        ShardState::Active => "active",
+        ShardState::Draining => "draining",
+        ShardState::Offline => "offline",
+    }
+}
+
+/// The slots owned by shard index `shard`, as maximal runs of consecutive slots, in order.
+pub fn owned_ranges(slots: &[u16], shard: usize) -> Vec<SlotRange> {
+    let mut out: Vec<SlotRange> = Vec::new();
+    for (slot, owner) in slots.iter().enumerate() {
+        if *owner as usize != shard {
+            continue;
+        }
+        let slot = slot as u32;
+        match out.last_mut() {
+            Some(r) if r.last + 1 == slot => r.last = slot,
+            _ => out.push(SlotRange { first: slot, last: slot }),
+        }
+    }
+    out
+}
+
+/// `0-255, 300` (with `sep` = `", "`) or `0-255,300`.
+pub fn format_ranges(ranges: &[SlotRange], sep: &str) -> String {
+    ranges
+        .iter()
+        .map(|r| if r.first == r.last { r.first.to_string() } else { format!("{}-{}", r.first, r.last) })
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slotgate_shared::Shard;
+
+    #[test]
+    fn compacts_slot_ranges() {
+        let slots = [0u16, 0, 0, 1, 0, 2, 2, 1, 1, 0];
+        assert_eq!(format_ranges(&owned_ranges(&slots, 0), ", "), "0-2, 4, 9");
+        assert_eq!(format_ranges(&owned_ranges(&slots, 1), ", "), "3, 7-8");
+        assert_eq!(format_ranges(&owned_ranges(&slots, 2), ","), "5-6");
+        assert!(owned_ranges(&slots, 3).is_empty());
+        assert_eq!(owned_ranges(&[4u16; 1024], 4), vec![SlotRange { first: 0, last: 1023 }]);
+    }
+
+    #[test]
+    fn shards_table_counts_slots_and_marks_home() {
+        let shard = |id: &str, port: u16, replicas: Vec<String>| Shard {
+            id: id.into(),
+            state: ShardState::Active,
+            primary: format!("h:{port}"),
+            replicas,
+        };
+        let mut t = Topology::uniform(8, vec![shard("s0", 1, vec!["r:1".into(), "r:2".into()]), shard("s1", 2, vec![])], "s1", vec![]).unwrap();
+        t.shards[0].state = ShardState::Draining;
+        t.slots[0] = 1;
+        assert_eq!(
+            shards_table(&t),
+            "ID  STATE     PRIMARY  REPLICAS  SLOTS  HOME\n\
+             s0  draining  h:1      r:1,r:2   3\n\
+             s1  active    h:2      -         5      *\n"
+        );
+    }
+}
