@@ -15,7 +15,9 @@
 
 pub mod api;
 pub mod error;
+pub mod cutover;
 pub mod hooks;
+pub mod lease;
 pub mod network;
 pub mod node;
 pub mod options;

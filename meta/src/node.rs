@@ -51,19 +51,23 @@ pub enum MembershipChange {
 /// A running meta group member. Cheap to clone.
 #[derive(Clone)]
 pub struct MetaNode {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    id: NodeId,
-    options: MetaOptions,
-    raft: Raft,
+pub(crate) struct Inner {
+    pub(crate) id: NodeId,
+    pub(crate) options: MetaOptions,
+    pub(crate) raft: Raft,
     state: watch::Receiver<Arc<MetaState>>,
-    network: HttpNetwork,
+    pub(crate) network: HttpNetwork,
     hooks: Arc<dyn MetaHooks>,
     /// Unix ms of the last Raft RPC received from a leader (0 = never).
     last_contact_ms: AtomicU64,
-    cancel: CancellationToken,
+    pub(crate) cancel: CancellationToken,
+    /// Leases granted and cutover acknowledgements received, while this node leads.
+    pub(crate) leases: crate::lease::LeaseTable,
+    /// This node's own lease.
+    pub(crate) serving: crate::lease::Serving,
 }
 
 fn now_ms() -> u64 {
@@ -84,11 +88,25 @@ impl MetaNode {
         initial: Option<TopologyCommand>,
     ) -> Result<MetaNode, MetaError> {
         options.validate().map_err(MetaError::BadRequest)?;
-        let dir = options.data_dir.clone();
-        let (log, sm) = tokio::task::spawn_blocking(move || MetaStore::open(dir))
-            .await
-            .map_err(|e| MetaError::Fatal(e.to_string()))?
-            .map_err(|e| MetaError::Fatal(format!("cannot open the meta data directory: {e}")))?;
+        // The storage of a stopped instance in this process may take a moment to be released
+        // (its tasks wind down); another process holding the directory is refused after 5 s.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (log, sm) = loop {
+            let dir = options.data_dir.clone();
+            let opened = tokio::task::spawn_blocking(move || MetaStore::open(dir)).await.map_err(|e| MetaError::Fatal(e.to_string()))?;
+            match opened {
+                Ok(stores) => break stores,
+                Err(e) if e.to_string().contains("already open") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    return Err(MetaError::Fatal(format!(
+                        "cannot open the meta data directory {}: {e}",
+                        options.data_dir.display()
+                    )))
+                }
+            }
+        };
         let state = sm.subscribe();
         let config = openraft::Config {
             cluster_name: "slotgate".into(),
@@ -117,10 +135,14 @@ impl MetaNode {
                 hooks,
                 last_contact_ms: AtomicU64::new(0),
                 cancel: CancellationToken::new(),
+                leases: Default::default(),
+                serving: Default::default(),
             }),
         };
         let boot = node.clone();
         tokio::spawn(async move { boot.bootstrap(initial).await });
+        let renew = node.clone();
+        tokio::spawn(async move { renew.renew_leases().await });
         Ok(node)
     }
 

@@ -29,6 +29,11 @@ pub struct MetaOptions {
     pub rpc_timeout: Duration,
     /// Build a snapshot after this many applied entries since the last one.
     pub snapshot_every: u64,
+    /// How long a lease lets a member serve without hearing from the leader. Longer than an
+    /// election, so that an election never stops traffic.
+    pub lease: Duration,
+    /// How long a cutover may take from its prepare to its commit before it rolls back.
+    pub cutover_budget: Duration,
 }
 
 impl MetaOptions {
@@ -50,6 +55,9 @@ impl MetaOptions {
                 ));
             }
         }
+        if self.advertise.starts_with("0.0.0.0:") || self.advertise.starts_with("[::]:") {
+            return Err("meta.advertise: set the address other members reach this node at (the admin listener is a wildcard)".into());
+        }
         if self.secret.len() < 16 {
             return Err("meta.cluster_secret: use at least 16 characters".into());
         }
@@ -58,6 +66,9 @@ impl MetaOptions {
         }
         if self.election_timeout_max <= self.election_timeout_min {
             return Err("meta.election_timeout_max_ms must be more than meta.election_timeout_min_ms".into());
+        }
+        if self.lease <= self.election_timeout_max {
+            return Err("meta.lease_ms must be longer than meta.election_timeout_max_ms (an election must not stop traffic)".into());
         }
         Ok(())
     }

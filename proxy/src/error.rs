@@ -22,6 +22,7 @@ pub mod codes {
     pub const ER_ERROR_DURING_COMMIT: u16 = 1180;
     pub const ER_MALFORMED_PACKET: u16 = 1835;
     pub const ER_STATEMENT_TIMEOUT: u16 = 1969;
+    pub const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
     pub const ER_SERVER_SHUTDOWN: u16 = 1053;
     pub const CR_CONN_HOST_ERROR: u16 = 2003;
     pub const CR_SERVER_LOST: u16 = 2013;
@@ -156,6 +157,16 @@ impl ClientError {
         )
     }
 
+    /// This node's lease with the meta group expired: it may hold a stale topology.
+    pub fn lease_expired() -> Self {
+        ClientError::new(
+            ErrorKind::BackendUnavailable,
+            codes::ER_UNKNOWN_ERROR,
+            b"HY000",
+            "slotgate node lost contact with the meta group and stopped routing (its topology may be stale); retry, or connect through another node",
+        )
+    }
+
     pub fn shutting_down() -> Self {
         Self::new(
             ErrorKind::Shutdown,
@@ -200,6 +211,12 @@ impl From<crate::backend::BackendError> for ClientError {
                 codes::ER_STATEMENT_TIMEOUT,
                 b"70100",
                 format!("Query execution was interrupted: shard {shard} ({addr}) did not answer within {timeout_ms} ms (backend.query_timeout_ms)"),
+            ),
+            B::Frozen { shard, window_ms } => ClientError::new(
+                ErrorKind::Timeout,
+                codes::ER_LOCK_WAIT_TIMEOUT,
+                b"HY000",
+                format!("Lock wait timeout exceeded: shard {shard} is being cut over (switchover or failover) and stayed frozen longer than {window_ms} ms; retry the statement"),
             ),
         }
     }

@@ -71,7 +71,7 @@ impl Node {
     pub async fn start_with(config: Config, users: Users, options: NodeOptions) -> Result<NodeHandle, NodeError> {
         let metrics = Metrics::new();
         let password = config.backend_password()?;
-        let backends = Backends::new(&config.backend, &password, &metrics);
+        let backends = Backends::new(&config.backend, &password, &metrics, Duration::from_millis(config.node.buffer_window_ms));
         let tls = match &config.tls {
             Some(t) => Some(load_tls(&t.cert, &t.key)?),
             None => None,
@@ -102,6 +102,7 @@ impl Node {
             None => {
                 let t = config.topology().map_err(|e| NodeError::Backends(format!("topology: {e}")))?;
                 backends.sync(&t).map_err(NodeError::Backends)?;
+                metrics.meta().topology_version.set(t.version as f64);
                 TopologyHandle::new(t)
             }
         };
@@ -124,8 +125,16 @@ impl Node {
             metrics: metrics.clone(),
             backends: backends.clone(),
             topology: topology.clone(),
+            meta: meta.clone(),
             ready: ready.clone(),
             token: token.clone(),
+            switchover: meta.clone().map(|m| admin::Switchover {
+                meta: m,
+                backend: config.backend.clone(),
+                password: password.clone(),
+                backends: backends.clone(),
+                metrics: metrics.clone(),
+            }),
         };
         let admin_cancel = cancel.clone();
         let mut app = admin::router(admin_state);
@@ -157,6 +166,7 @@ impl Node {
             parse_cache: ParseCache::new(config.node.parse_cache_size),
             metrics: metrics.clone(),
             transaction_mode: config.routing.transaction_mode,
+            meta: meta.clone(),
         });
         let acceptor = Acceptor {
             frontend: Arc::new(frontend),

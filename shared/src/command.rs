@@ -65,6 +65,13 @@ pub enum TopologyCommand {
     SetPrimary { shard: String, primary: String, #[serde(default)] drop_old: bool },
     AddRule { rule: ShardingRule },
     RemoveRule { database: String, table: String },
+    /// Prepare of a cutover: proxies stop starting new work on the shard and drain it.
+    Freeze { shard: String },
+    /// A cutover rolled back: work resumes on the unchanged shard.
+    Unfreeze { shard: String },
+    /// Commit of a switchover or failover: `primary` becomes the shard's primary (the old one
+    /// becomes a replica unless `drop_old`) and the shard is unfrozen, in one version.
+    Cutover { shard: String, primary: String, #[serde(default)] drop_old: bool },
 }
 
 /// Why a command was refused.
@@ -92,7 +99,7 @@ fn invalid(msg: impl Into<String>) -> CommandError {
 
 impl TopologyCommand {
     /// Every value [`TopologyCommand::kind`] returns.
-    pub const KINDS: [&'static str; 10] = [
+    pub const KINDS: [&'static str; 13] = [
         "init",
         "add_shard",
         "remove_shard",
@@ -103,6 +110,9 @@ impl TopologyCommand {
         "set_primary",
         "add_rule",
         "remove_rule",
+        "freeze",
+        "unfreeze",
+        "cutover",
     ];
 
     /// A short name of the command, used in history and as a metric label.
@@ -118,6 +128,9 @@ impl TopologyCommand {
             TopologyCommand::SetPrimary { .. } => "set_primary",
             TopologyCommand::AddRule { .. } => "add_rule",
             TopologyCommand::RemoveRule { .. } => "remove_rule",
+            TopologyCommand::Freeze { .. } => "freeze",
+            TopologyCommand::Unfreeze { .. } => "unfreeze",
+            TopologyCommand::Cutover { .. } => "cutover",
         }
     }
 
@@ -238,21 +251,30 @@ impl TopologyCommand {
                 }
             }
             TopologyCommand::SetPrimary { shard, primary, drop_old } => {
-                check_addr(primary)?;
-                let idx = index(&next, shard)?;
-                let s = &next.shards[idx];
-                if s.primary == *primary {
-                    return Err(invalid(format!("{primary} is already the primary of shard {shard:?}")));
+                if next.is_frozen(shard) {
+                    return Err(invalid(format!("shard {shard:?} is frozen for a cutover; wait for it to finish")));
                 }
-                if !s.replicas.contains(primary) {
-                    check_addr_unused(&next, primary)?;
+                set_primary(&mut next, shard, primary, *drop_old)?;
+            }
+            TopologyCommand::Freeze { shard } => {
+                index(&next, shard)?;
+                if next.is_frozen(shard) {
+                    return Err(invalid(format!("shard {shard:?} is already frozen for a cutover")));
                 }
-                let s = &mut next.shards[idx];
-                s.replicas.retain(|r| r != primary);
-                let old = std::mem::replace(&mut s.primary, primary.clone());
-                if !drop_old {
-                    s.replicas.push(old);
+                next.frozen.push(shard.clone());
+            }
+            TopologyCommand::Unfreeze { shard } => {
+                if !next.is_frozen(shard) {
+                    return Err(invalid(format!("shard {shard:?} is not frozen")));
                 }
+                next.frozen.retain(|f| f != shard);
+            }
+            TopologyCommand::Cutover { shard, primary, drop_old } => {
+                if !next.is_frozen(shard) {
+                    return Err(invalid(format!("shard {shard:?} is not frozen; a cutover commits only after its prepare")));
+                }
+                set_primary(&mut next, shard, primary, *drop_old)?;
+                next.frozen.retain(|f| f != shard);
             }
             TopologyCommand::AddRule { rule } => {
                 if next.rule(&rule.database, &rule.table).is_some() {
@@ -272,6 +294,25 @@ impl TopologyCommand {
         check_owners_active(&next)?;
         Ok(next)
     }
+}
+
+fn set_primary(next: &mut Topology, shard: &str, primary: &str, drop_old: bool) -> Result<(), CommandError> {
+    check_addr(primary)?;
+    let idx = index(next, shard)?;
+    let s = &next.shards[idx];
+    if s.primary == primary {
+        return Err(invalid(format!("{primary} is already the primary of shard {shard:?}")));
+    }
+    if !s.replicas.iter().any(|r| r == primary) {
+        check_addr_unused(next, primary)?;
+    }
+    let s = &mut next.shards[idx];
+    s.replicas.retain(|r| r != primary);
+    let old = std::mem::replace(&mut s.primary, primary.to_string());
+    if !drop_old {
+        s.replicas.push(old);
+    }
+    Ok(())
 }
 
 fn state_name(s: ShardState) -> &'static str {
@@ -404,6 +445,25 @@ mod tests {
         let t5 = TopologyCommand::SetShardState { shard: "c".into(), state: ShardState::Offline }.apply(Some(&t4)).unwrap();
         assert!(TopologyCommand::SetShardState { shard: "c".into(), state: ShardState::Draining }.apply(Some(&t5)).is_err());
         assert!(TopologyCommand::AssignSlots { slots: vec![SlotRange { first: 0, last: 0 }], to: "c".into() }.apply(Some(&t5)).is_err());
+    }
+
+    #[test]
+    fn freeze_then_cutover_or_unfreeze() {
+        let t = TopologyCommand::AddReplica { shard: "b".into(), addr: "127.0.0.1:9".into() }.apply(Some(&init())).unwrap();
+        let cut = TopologyCommand::Cutover { shard: "b".into(), primary: "127.0.0.1:9".into(), drop_old: false };
+        assert!(cut.apply(Some(&t)).is_err(), "no cutover without its prepare");
+        let f = TopologyCommand::Freeze { shard: "b".into() }.apply(Some(&t)).unwrap();
+        assert!(f.is_frozen("b"));
+        assert!(TopologyCommand::Freeze { shard: "b".into() }.apply(Some(&f)).is_err());
+        let set = TopologyCommand::SetPrimary { shard: "b".into(), primary: "127.0.0.1:9".into(), drop_old: false };
+        assert!(set.apply(Some(&f)).is_err(), "a frozen shard changes only through its cutover");
+        let done = cut.apply(Some(&f)).unwrap();
+        assert!(!done.is_frozen("b"));
+        assert_eq!(done.shards[1].primary, "127.0.0.1:9");
+        assert_eq!(done.version, f.version + 1);
+        let back = TopologyCommand::Unfreeze { shard: "b".into() }.apply(Some(&f)).unwrap();
+        assert!(!back.is_frozen("b"));
+        assert_eq!(back.shards[1].primary, "127.0.0.1:2");
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub struct Topology {
     pub rules: Vec<ShardingRule>,
     /// Index in `shards` of the shard holding unsharded tables.
     pub home: u16,
+    /// Shards whose writes are frozen for a cutover (by id): proxies start no new work on
+    /// them until a later version unfreezes them.
+    #[serde(default)]
+    pub frozen: Vec<String>,
 }
 
 impl Topology {
@@ -74,7 +78,7 @@ impl Topology {
         let n = shards.len().max(1) as u64;
         let slots = (0..slot_count as u64).map(|s| (s * n / slot_count as u64) as u16).collect();
         let home = shards.iter().position(|s| s.id == home).ok_or_else(|| TopologyError::UnknownShard(home.into()))? as u16;
-        let t = Topology { version: 1, slot_count, slots, shards, rules, home };
+        let t = Topology { version: 1, slot_count, slots, shards, rules, home, frozen: vec![] };
         t.validate()?;
         Ok(t)
     }
@@ -131,6 +135,11 @@ impl Topology {
     /// Every database that has at least one sharded table.
     pub fn is_sharded_database(&self, database: &str) -> bool {
         self.rules.iter().any(|r| r.database == database)
+    }
+
+    /// Whether shard `id` is frozen for a cutover.
+    pub fn is_frozen(&self, id: &str) -> bool {
+        self.frozen.iter().any(|f| f == id)
     }
 
     pub fn home_index(&self) -> usize {

@@ -64,6 +64,13 @@ enum Command {
     /// Members of the meta group (Raft).
     #[command(subcommand)]
     Member(MemberCmd),
+    /// Planned switchover: freeze the shard's writes, promote a caught-up replica, cut over.
+    Switchover {
+        shard: String,
+        /// The replica to promote (default: the shard's first replica).
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// The last topology changes, oldest first.
     History {
         /// How many entries (the most recent ones).
@@ -261,6 +268,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Member(MemberCmd::Add { id, addr }) => return member::add(&ctx, id, addr).await,
         Command::Member(MemberCmd::Promote { id }) => return member::promote(&ctx, id).await,
         Command::Member(MemberCmd::Remove { id }) => return member::remove(&ctx, id).await,
+        Command::Switchover { shard, to } => return member::switchover(&ctx, shard, to).await,
         Command::Slots(SlotsCmd::Assign { ranges, to, force }) => {
             return apply(&ctx, TopologyCommand::AssignSlots { slots: ranges.0, to }, force).await;
         }

@@ -68,7 +68,8 @@ impl<'a> TestCluster<'a> {
         o.node_extra = format!("id = {}\nadmin_token = \"{ADMIN_TOKEN}\"\n{}", i + 1, o.node_extra);
         let mut meta = format!(
             "[meta]\ndata_dir = \"{}\"\ncluster_secret = \"{CLUSTER_SECRET}\"\nheartbeat_ms = 100\n\
-             election_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\nrpc_timeout_ms = 1000\nsnapshot_every = 5\n",
+             election_timeout_min_ms = 800\nelection_timeout_max_ms = 1600\nrpc_timeout_ms = 1000\nsnapshot_every = 5\n\
+             lease_ms = 3000\ncutover_budget_ms = 6000\n",
             self.dir.path().join(format!("node{}", i + 1)).display()
         );
         for v in 0..self.voters {
@@ -180,12 +181,14 @@ impl<'a> TestCluster<'a> {
     pub async fn wait_version(&self, i: usize, version: u64, within: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + within;
         loop {
-            let have = self.node(i)?.handle().map_or(0, |h| h.topology().version());
-            if have >= version {
+            let h = self.node(i)?.handle();
+            let have = h.map_or(0, |h| h.topology().version());
+            let serving = h.and_then(|h| h.meta()).is_none_or(|m| m.serving());
+            if have >= version && serving {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("node {} still at topology version {have}, wanted {version}", i + 1);
+                bail!("node {} still at topology version {have} (serving: {serving}), wanted {version}", i + 1);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -30,6 +30,10 @@ pub mod paths {
     pub const MEMBERSHIP: &str = "/raft/membership";
     /// A follower asks the leader for a linearizable (read-index) read of the topology.
     pub const READ: &str = "/raft/read";
+    /// A member renews its lease with the leader.
+    pub const LEASE: &str = "/raft/lease";
+    /// A member acknowledges a cutover prepare (it drained the frozen shards).
+    pub const ACK: &str = "/raft/ack";
 }
 
 /// Compares two secrets in time independent of where they differ.

@@ -28,6 +28,8 @@ pub fn raft_routes(node: MetaNode) -> Router {
         .route(paths::WRITE, post(write))
         .route(paths::READ, post(read))
         .route(paths::MEMBERSHIP, post(membership))
+        .route(paths::LEASE, post(lease))
+        .route(paths::ACK, post(ack))
         .layer(middleware::from_fn_with_state(node.clone(), guard))
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(node)
@@ -69,6 +71,14 @@ async fn write(State(node): State<MetaNode>, Json(req): Json<MetaRequest>) -> Re
 
 async fn read(State(node): State<MetaNode>) -> Response {
     Json(node.read_local().await).into_response()
+}
+
+async fn lease(State(node): State<MetaNode>, Json(from): Json<NodeId>) -> Response {
+    Json(node.grant_lease(from).await).into_response()
+}
+
+async fn ack(State(node): State<MetaNode>, Json((from, version)): Json<(NodeId, u64)>) -> Response {
+    Json(node.take_ack(from, version)).into_response()
 }
 
 async fn membership(State(node): State<MetaNode>, Json(change): Json<MembershipChange>) -> Response {

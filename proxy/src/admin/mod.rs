@@ -6,8 +6,10 @@
 //! `node.admin_token` is set. No handler reveals secrets.
 
 mod slot_check;
+mod switchover;
 
 pub use slot_check::NodeHooks;
+pub use switchover::{Switchover, SwitchoverReply, SwitchoverRequest};
 
 use crate::backend::Backends;
 use crate::topology::TopologyHandle;
@@ -26,8 +28,11 @@ pub struct AdminState {
     pub metrics: Metrics,
     pub backends: Backends,
     pub topology: TopologyHandle,
+    pub meta: Option<slotgate_meta::MetaNode>,
     pub ready: Arc<AtomicBool>,
     pub token: Option<Arc<str>>,
+    /// Planned switchovers (nodes of a meta group only).
+    pub switchover: Option<Switchover>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -35,6 +40,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/switchover", axum::routing::post(switchover))
         .with_state(state)
 }
 
@@ -68,9 +74,55 @@ async fn metrics(State(s): State<AdminState>, headers: HeaderMap) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
 }
 
+fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(slotgate_shared::api::ApiError { error: message.into() })).into_response()
+}
+
+/// `POST /switchover`: runs on the meta leader; other nodes forward the request there.
+async fn switchover(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if !authorized(&headers, s.token.as_deref()) {
+        return json_error(StatusCode::UNAUTHORIZED, "admin token missing or wrong; pass --token or set SLOTGATE_ADMIN_TOKEN");
+    }
+    let Some(sw) = &s.switchover else {
+        return json_error(StatusCode::BAD_REQUEST, "this node is not part of a meta group ([meta] is not configured)");
+    };
+    let req: SwitchoverRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, format!("bad switchover request: {e}")),
+    };
+    if !sw.meta.is_leader() {
+        let Some((_, addr)) = sw.meta.leader_addr() else {
+            return json_error(StatusCode::SERVICE_UNAVAILABLE, "the meta group has no leader yet; retry in a few seconds");
+        };
+        let mut fwd = reqwest::Client::new()
+            .post(format!("http://{addr}/switchover"))
+            .timeout(sw.meta.cutover_budget() + Duration::from_secs(30))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(a) = headers.get(header::AUTHORIZATION) {
+            fwd = fwd.header(header::AUTHORIZATION, a.clone());
+        }
+        return match fwd.send().await {
+            Ok(r) => {
+                let status = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+                let bytes = r.bytes().await.unwrap_or_default();
+                (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+            }
+            Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot reach the meta leader at {addr}: {e}; retry")),
+        };
+    }
+    match sw.run(&req).await {
+        Ok(r) => axum::Json(r).into_response(),
+        Err(e) => json_error(StatusCode::CONFLICT, e),
+    }
+}
+
 async fn readyz(State(s): State<AdminState>) -> Response {
     if !s.ready.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "not accepting clients\n").into_response();
+    }
+    if s.meta.as_ref().is_some_and(|m| !m.serving()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no lease with the meta group: not routing until it is renewed\n").into_response();
     }
     let topo = s.topology.load();
     let Some(home) = topo.shards.get(topo.home_index()) else {

@@ -22,6 +22,9 @@ pub enum BackendError {
     /// The backend did not answer within the query timeout.
     #[error("shard {shard} ({addr}) did not answer within {timeout_ms} ms")]
     Timeout { shard: String, addr: String, timeout_ms: u64 },
+    /// The shard stayed frozen for a cutover longer than the buffer window.
+    #[error("shard {shard} stayed frozen for a cutover longer than {window_ms} ms")]
+    Frozen { shard: String, window_ms: u64 },
 }
 
 impl BackendError {
@@ -35,7 +38,7 @@ impl BackendError {
 
     /// True when the connection that produced this error must not be reused.
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, BackendError::Server { .. })
+        !matches!(self, BackendError::Server { .. } | BackendError::Frozen { .. })
     }
 }
 

@@ -29,6 +29,12 @@ pub struct Backends {
 struct Inner {
     /// Shard id → primary pool, swapped as a whole.
     primaries: ArcSwap<HashMap<String, NodePool>>,
+    /// Shards frozen for a cutover by the latest topology.
+    frozen: ArcSwap<Vec<String>>,
+    /// Bumped on every sync; waiters for a frozen shard watch it.
+    synced: tokio::sync::watch::Sender<u64>,
+    /// How long a statement waits for a frozen shard before it is refused.
+    buffer_window: std::time::Duration,
     /// Serialises `sync` calls.
     sync_lock: Mutex<()>,
     cfg: BackendConfig,
@@ -38,10 +44,13 @@ struct Inner {
 
 impl Backends {
     /// No pools yet; [`Backends::sync`] opens them.
-    pub fn new(cfg: &BackendConfig, password: &str, metrics: &Metrics) -> Backends {
+    pub fn new(cfg: &BackendConfig, password: &str, metrics: &Metrics, buffer_window: std::time::Duration) -> Backends {
         Backends {
             inner: Arc::new(Inner {
                 primaries: ArcSwap::from_pointee(HashMap::new()),
+                frozen: ArcSwap::from_pointee(Vec::new()),
+                synced: tokio::sync::watch::channel(0).0,
+                buffer_window,
                 sync_lock: Mutex::new(()),
                 cfg: cfg.clone(),
                 password: password.to_string(),
@@ -76,6 +85,8 @@ impl Backends {
             .map(|(_, p)| p.clone())
             .collect();
         self.inner.primaries.store(Arc::new(next));
+        self.inner.frozen.store(Arc::new(topology.frozen.clone()));
+        self.inner.synced.send_modify(|v| *v += 1);
         for pool in retired {
             tracing::info!(shard = pool.shard(), node = pool.addr(), "backend pool retired by the topology");
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -87,6 +98,35 @@ impl Backends {
 
     pub fn primary(&self, shard: &str) -> Option<NodePool> {
         self.inner.primaries.load().get(shard).cloned()
+    }
+
+    pub fn is_frozen(&self, shard: &str) -> bool {
+        self.inner.frozen.load().iter().any(|f| f == shard)
+    }
+
+    /// The shard's primary pool once the shard is not frozen for a cutover: new work on a
+    /// frozen shard waits here (buffered) up to the buffer window, then goes to whatever
+    /// primary the topology names by then. `Err` when the window passed.
+    pub async fn primary_when_unfrozen(&self, shard: &str) -> Result<Option<NodePool>, BackendError> {
+        if !self.is_frozen(shard) {
+            return Ok(self.primary(shard));
+        }
+        let gauge = &self.inner.metrics.cutover().buffered;
+        gauge.increment(1.0);
+        let mut rx = self.inner.synced.subscribe();
+        let waited = tokio::time::timeout(self.inner.buffer_window, async {
+            while self.is_frozen(shard) {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+        gauge.decrement(1.0);
+        match waited {
+            Ok(()) => Ok(self.primary(shard)),
+            Err(_) => Err(BackendError::Frozen { shard: shard.to_string(), window_ms: self.inner.buffer_window.as_millis() as u64 }),
+        }
     }
 
     pub fn report_metrics(&self) {

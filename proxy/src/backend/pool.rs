@@ -143,6 +143,12 @@ impl NodePool {
         self.inner.metrics.size.set(size as f64);
     }
 
+    /// Connections of this node lent out now.
+    pub fn in_use(&self) -> usize {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.inner.pools.iter().map(|p| p.metrics().connections_in_use.load(Relaxed)).sum()
+    }
+
     pub fn retried(&self) {
         self.inner.metrics.retries.increment(1);
     }

@@ -36,6 +36,13 @@ pub struct MetaConfig {
     /// Build a snapshot (and purge the log) after this many entries.
     #[serde(default = "default_snapshot_every")]
     pub snapshot_every: u64,
+    /// A member that has not renewed its lease with the leader for this long stops serving
+    /// clients. Must exceed `election_timeout_max_ms`.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    /// A cutover (switchover, failover) not committed within this budget rolls back.
+    #[serde(default = "default_cutover_budget_ms")]
+    pub cutover_budget_ms: u64,
     /// Propose `[[shards]]` and `[routing]` as the first topology when the group has none.
     #[serde(default = "default_true")]
     pub init_from_config: bool,
@@ -62,6 +69,12 @@ fn default_rpc_timeout_ms() -> u64 {
 }
 fn default_snapshot_every() -> u64 {
     500
+}
+fn default_lease_ms() -> u64 {
+    6000
+}
+fn default_cutover_budget_ms() -> u64 {
+    10_000
 }
 fn default_true() -> bool {
     true
@@ -123,6 +136,8 @@ impl MetaConfig {
             election_timeout_max: Duration::from_millis(self.election_timeout_max_ms),
             rpc_timeout: Duration::from_millis(self.rpc_timeout_ms),
             snapshot_every: self.snapshot_every,
+            lease: Duration::from_millis(self.lease_ms),
+            cutover_budget: Duration::from_millis(self.cutover_budget_ms),
         };
         options.validate().map_err(|m| invalid("meta", m))?;
         Ok(options)

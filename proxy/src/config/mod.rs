@@ -79,6 +79,20 @@ pub struct NodeConfig {
     /// Parsed statements kept, by statement text.
     #[serde(default = "default_parse_cache_size")]
     pub parse_cache_size: usize,
+    /// How long a statement on a shard frozen for a cutover waits before ERROR 1205.
+    #[serde(default = "default_buffer_window_ms")]
+    pub buffer_window_ms: u64,
+    /// How long in-flight work on a frozen shard may take before this node acknowledges the
+    /// cutover anyway (later writes on the demoted primary fail, read-only).
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+}
+
+fn default_buffer_window_ms() -> u64 {
+    5000
+}
+fn default_drain_timeout_ms() -> u64 {
+    2000
 }
 
 /// `[tls]`: certificate and key for clients that ask for TLS.

@@ -4,9 +4,11 @@
 //! (cheap to clone) and bump its handles. The recorder is local to a node (no global), so
 //! several nodes can run in one test process.
 
+pub mod cutover;
 pub mod meta;
 
 use crate::error::ErrorKind;
+pub use cutover::CutoverMetrics;
 pub use meta::MetaMetrics;
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -123,6 +125,7 @@ struct Inner {
     errors: Vec<Counter>,
     routing: RoutingMetrics,
     meta: MetaMetrics,
+    cutover: CutoverMetrics,
 }
 
 /// The node's metric handles and its Prometheus renderer.
@@ -186,10 +189,12 @@ impl Metrics {
             parse_cache_entries: metrics::gauge!(PARSE_CACHE_ENTRIES),
         });
         let meta = MetaMetrics::register(&recorder);
+        let cutover = CutoverMetrics::register(&recorder);
         Metrics {
             inner: Arc::new(Inner {
                 routing,
                 meta,
+                cutover,
                 recorder,
                 handle,
                 client_connections,
@@ -220,6 +225,11 @@ impl Metrics {
     /// The meta group and topology handles.
     pub fn meta(&self) -> &MetaMetrics {
         &self.inner.meta
+    }
+
+    /// Cutover and lease handles.
+    pub fn cutover(&self) -> &CutoverMetrics {
+        &self.inner.cutover
     }
 
     pub fn connection_opened(&self) {

@@ -78,13 +78,14 @@ impl Conns {
             return Ok(Taken { conn, fresh: false });
         }
         let held = match self.held.take() {
-            Some((s, c)) if s == shard => Some(c),
+            // A held connection goes to the old primary: a frozen shard waits like new work.
+            Some((s, c)) if s == shard && !self.backends.is_frozen(shard) => Some(c),
             _ => None,
         };
         let mut c = match held {
             Some(c) => c,
             None => {
-                let pool = self.backends.primary(shard).ok_or_else(|| {
+                let pool = self.backends.primary_when_unfrozen(shard).await?.ok_or_else(|| {
                     ClientError::new(ErrorKind::BackendUnavailable, crate::error::codes::CR_CONN_HOST_ERROR, b"HY000", format!("No pool for shard {shard}: the topology names a shard this node has no connection settings for"))
                 })?;
                 pool.acquire(self.found_rows).await?

@@ -45,6 +45,8 @@ pub struct Shared {
     pub parse_cache: ParseCache,
     pub metrics: Metrics,
     pub transaction_mode: TransactionMode,
+    /// This node's meta group member (its lease decides whether the node may route).
+    pub meta: Option<slotgate_meta::MetaNode>,
 }
 
 struct Prepared {
@@ -72,6 +74,14 @@ impl Session {
             prepared: HashMap::new(),
             next_stmt_id: 1,
             tx_topology: None,
+        }
+    }
+
+    /// An error when this node must not route: its lease with the meta group expired.
+    fn not_serving(&self) -> Option<ClientError> {
+        match &self.shared.meta {
+            Some(m) if !m.serving() => Some(ClientError::lease_expired()),
+            _ => None,
         }
     }
 
@@ -141,6 +151,9 @@ impl Session {
         if !self.shared.topology.is_ready() {
             return reply.error(&ClientError::no_topology()).await;
         }
+        if let Some(e) = self.not_serving() {
+            return reply.error(&e).await;
+        }
         match &login.db {
             Some(db) => self.init_db(db, reply).await,
             None => reply.ok(&OkInfo::default(), self.state.client_status()).await,
@@ -166,6 +179,9 @@ impl Handler for Session {
         let classified = classify(&text);
         if classified.statements() > 1 && !reply.multi_statements() {
             let e = ClientError::new(ErrorKind::Unsupported, codes::ER_PARSE_ERROR, b"42000", "You have an error in your SQL syntax: several statements in one query, but multi-statements are off for this connection; send them one by one or enable CLIENT_MULTI_STATEMENTS");
+            return reply.error(&e).await;
+        }
+        if let Some(e) = self.not_serving() {
             return reply.error(&e).await;
         }
         if let Some(tx) = classified.tx.clone() {
@@ -226,6 +242,9 @@ impl Handler for Session {
             return reply.error(&ClientError::unknown_statement(stmt_id, "mysqld_stmt_execute")).await;
         };
         let (sql, classified, parsed) = (p.sql.clone(), p.classified.clone(), p.parsed.clone());
+        if let Some(e) = self.not_serving() {
+            return reply.error(&e).await;
+        }
         if let Some(tx) = classified.tx.clone() {
             // BEGIN/COMMIT/ROLLBACK prepared (as sysbench sends them) are transaction control too.
             return self.tx_control(&tx, &sql, reply).await;

@@ -55,7 +55,15 @@ pub async fn start_member(config: &Config, parts: MemberParts) -> Result<Option<
             parts.metrics.meta().topology_version.set(t.version as f64);
         }
     }
-    parts.tracker.spawn(follow_meta(node.state(), parts.handle, parts.backends, parts.metrics.clone(), parts.cancel.clone()));
+    let follower = super::follow::Follower {
+        handle: parts.handle,
+        backends: parts.backends,
+        metrics: parts.metrics.clone(),
+        meta: Some(node.clone()),
+        drain_timeout: Duration::from_millis(config.node.drain_timeout_ms),
+        cancel: parts.cancel.clone(),
+    };
+    parts.tracker.spawn(follow_meta(node.state(), follower));
     parts.tracker.spawn(raft_gauges(node.clone(), parts.metrics, parts.cancel));
     Ok(Some(node))
 }
@@ -64,7 +72,8 @@ pub async fn start_member(config: &Config, parts: MemberParts) -> Result<Option<
 /// time since the last contact.
 async fn raft_gauges(node: MetaNode, metrics: Metrics, cancel: CancellationToken) {
     let mut rx = node.raft().metrics();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut was_serving = false;
     loop {
         let m = rx.borrow_and_update().clone();
         let g = metrics.meta();
@@ -77,6 +86,12 @@ async fn raft_gauges(node: MetaNode, metrics: Metrics, cancel: CancellationToken
         if let Some(s) = node.last_contact_seconds() {
             g.last_contact_seconds.set(s);
         }
+        let serving = node.serving();
+        if was_serving && !serving {
+            metrics.cutover().lease_expired.increment(1);
+            tracing::warn!("lease with the meta group expired: not serving clients until it is renewed");
+        }
+        was_serving = serving;
         tokio::select! {
             r = rx.changed() => if r.is_err() { return },
             _ = tick.tick() => {}

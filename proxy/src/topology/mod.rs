@@ -9,7 +9,7 @@
 mod follow;
 mod member;
 
-pub use follow::follow_meta;
+pub use follow::{follow_meta, Follower};
 pub use member::{start_member, MemberError, MemberParts};
 
 use arc_swap::ArcSwap;
@@ -28,7 +28,7 @@ impl TopologyHandle {
 
     /// A handle with no topology yet (version 0, no shards).
     pub fn empty() -> TopologyHandle {
-        TopologyHandle::new(Topology { version: 0, slot_count: 0, slots: vec![], shards: vec![], rules: vec![], home: 0 })
+        TopologyHandle::new(Topology { version: 0, slot_count: 0, slots: vec![], shards: vec![], rules: vec![], home: 0, frozen: vec![] })
     }
 
     pub fn load(&self) -> Arc<Topology> {

@@ -54,6 +54,9 @@ pub fn summary(command: &TopologyCommand) -> String {
         }
         TopologyCommand::AddRule { rule } => format!("{}.{} by {}", rule.database, rule.table, rule.column),
         TopologyCommand::RemoveRule { database, table } => format!("{database}.{table}"),
+        TopologyCommand::Freeze { shard } => format!("{shard} frozen (cutover prepare)"),
+        TopologyCommand::Unfreeze { shard } => format!("{shard} unfrozen (cutover rolled back)"),
+        TopologyCommand::Cutover { shard, primary, .. } => format!("{shard} primary {primary} (cutover commit)"),
     }
 }
 

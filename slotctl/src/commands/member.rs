@@ -1,4 +1,5 @@
-//! `slotctl member add|promote|remove`: change the meta group's membership.
+//! `slotctl member add|promote|remove`: change the meta group's membership; `slotctl
+//! switchover`: ask the meta leader to switch a shard's primary.
 //!
 //! Contract: each subcommand makes one call (`POST /cluster/members`,
 //! `POST /cluster/members/{id}/promote`, `DELETE /cluster/members/{id}`) and prints a line
@@ -27,6 +28,25 @@ pub async fn promote(ctx: &Ctx, id: u64) -> Result<()> {
 pub async fn remove(ctx: &Ctx, id: u64) -> Result<()> {
     let reply = ctx.client.delete(&format!("/cluster/members/{id}")).await?;
     report(ctx, &reply, format!("member {id} removed"))
+}
+
+/// `slotctl switchover <shard> [--to <replica>]` (`POST /switchover`, led by the meta leader).
+pub async fn switchover(ctx: &Ctx, shard: String, to: Option<String>) -> Result<()> {
+    let reply = ctx.client.post("/switchover", &serde_json::json!({ "shard": shard, "to": to })).await?;
+    if ctx.json {
+        emit_json(&reply);
+        return Ok(());
+    }
+    let r: serde_json::Value = reply.parse()?;
+    emit(&format!(
+        "switched over shard {}: primary {} -> {} at topology version {} (writes paused {} ms)",
+        r["shard"].as_str().unwrap_or(&shard),
+        r["old_primary"].as_str().unwrap_or("?"),
+        r["new_primary"].as_str().unwrap_or("?"),
+        r["version"],
+        r["frozen_ms"]
+    ));
+    Ok(())
 }
 
 fn report(ctx: &Ctx, reply: &Reply, line: String) -> Result<()> {

@@ -1,0 +1,159 @@
+//! Planned switchover of a shard's primary, led by the meta leader, and its HTTP endpoint.
+//!
+//! Contract (`POST /switchover {"shard", "to"?}`; any node forwards to the leader):
+//! 1. prepare: commit `freeze` for the shard; every node holds new work on it and drains it,
+//!    then acknowledges; the leader waits for every node with a live lease (within the
+//!    cutover budget, and never within one lease of becoming leader);
+//! 2. set the old primary `read_only=ON`, read its `gtid_binlog_pos`, wait until the chosen
+//!    replica applied it (`MASTER_GTID_WAIT`), promote it (`STOP SLAVE`, `RESET SLAVE ALL`,
+//!    `read_only=OFF`);
+//! 3. commit `cutover` (new primary, shard unfrozen): nodes release the held work to it;
+//! 4. repoint the other replicas and the old primary at the new one (GTID).
+//! Any failure before step 3 rolls back: the old primary is writable again and the shard is
+//! unfrozen, so held work resumes on it. Clients see a pause, not an error.
+
+use crate::backend::Backends;
+use crate::config::{parse_host_port, BackendConfig};
+use crate::metrics::Metrics;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder};
+use serde::{Deserialize, Serialize};
+use slotgate_meta::MetaNode;
+use slotgate_shared::api::CommandRequest;
+use slotgate_shared::TopologyCommand;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SwitchoverRequest {
+    pub shard: String,
+    /// The replica to promote (default: the shard's first replica).
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SwitchoverReply {
+    pub shard: String,
+    pub old_primary: String,
+    pub new_primary: String,
+    /// Topology version that made the new primary live.
+    pub version: u64,
+    /// Milliseconds from the prepare's commit to the cutover's commit (the write pause).
+    pub frozen_ms: u64,
+}
+
+/// What a switchover needs: the meta member, backend credentials, metrics.
+#[derive(Clone)]
+pub struct Switchover {
+    pub meta: MetaNode,
+    pub backend: BackendConfig,
+    pub password: String,
+    pub backends: Backends,
+    pub metrics: Metrics,
+}
+
+impl Switchover {
+    async fn submit(&self, command: TopologyCommand) -> Result<u64, String> {
+        let req = CommandRequest { request_id: None, actor: Some(format!("switchover (node {})", self.meta.id())), if_version: None, force: true, command };
+        self.meta.submit(req).await.map(|r| r.version).map_err(|e| e.to_string())
+    }
+
+    async fn connect(&self, addr: &str, within: Duration) -> Result<Conn, String> {
+        let (host, port) = parse_host_port(addr)?;
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(host)
+            .tcp_port(port)
+            .user(Some(self.backend.user.clone()))
+            .pass(Some(self.password.clone()))
+            .prefer_socket(false);
+        match tokio::time::timeout(within, Conn::new(opts)).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(format!("cannot connect to {addr}: {e}")),
+            Err(_) => Err(format!("cannot connect to {addr}: timed out")),
+        }
+    }
+
+    /// Runs the switchover (this node must be the meta leader).
+    pub async fn run(&self, req: &SwitchoverRequest) -> Result<SwitchoverReply, String> {
+        let t = self.meta.current().topology.clone().ok_or("the cluster has no topology yet")?;
+        let shard = t.shards.iter().find(|s| s.id == req.shard).ok_or_else(|| format!("unknown shard {:?}", req.shard))?;
+        let old = shard.primary.clone();
+        let new = match &req.to {
+            Some(to) if shard.replicas.contains(to) => to.clone(),
+            Some(to) => return Err(format!("{to} is not a replica of shard {:?}; `slotctl shard list` shows its replicas", req.shard)),
+            None => shard.replicas.first().cloned().ok_or_else(|| format!("shard {:?} has no replica to switch to", req.shard))?,
+        };
+        let others: Vec<String> = shard.replicas.iter().filter(|r| **r != new).cloned().collect();
+        let budget = self.meta.cutover_budget();
+        let deadline = Instant::now() + budget;
+
+        let prepare = self.submit(TopologyCommand::Freeze { shard: req.shard.clone() }).await?;
+        let frozen_at = Instant::now();
+        let promoted = self.promote(prepare, &old, &new, deadline).await;
+        let version = match promoted {
+            Ok(()) => self.submit(TopologyCommand::Cutover { shard: req.shard.clone(), primary: new.clone(), drop_old: false }).await,
+            Err(e) => Err(e),
+        };
+        let version = match version {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(shard = %req.shard, error = %e, "switchover rolled back");
+                if let Ok(mut c) = self.connect(&old, Duration::from_secs(2)).await {
+                    let _ = c.query_drop("SET GLOBAL read_only = OFF").await;
+                }
+                let undo = self.submit(TopologyCommand::Unfreeze { shard: req.shard.clone() }).await;
+                self.metrics.cutover().cutover("switchover", "rolled_back");
+                return Err(match undo {
+                    Ok(_) => format!("switchover of shard {:?} rolled back, {old} stays primary: {e}", req.shard),
+                    Err(u) => format!("switchover of shard {:?} failed ({e}) and its rollback too ({u}); run `slotctl shard list` and unfreeze by hand", req.shard),
+                });
+            }
+        };
+        let frozen_ms = frozen_at.elapsed().as_millis() as u64;
+        self.metrics.cutover().cutover("switchover", "committed");
+        // Repoint the rest after the cutover: they only follow, nobody writes to them.
+        for (addr, pos) in others.iter().map(|r| (r, "slave_pos")).chain(std::iter::once((&old, "current_pos"))) {
+            if let Err(e) = self.repoint(addr, &new, pos).await {
+                tracing::warn!(replica = %addr, new_primary = %new, error = %e, "could not repoint a replica; do it by hand");
+            }
+        }
+        tracing::info!(shard = %req.shard, %old, %new, version, frozen_ms, "switchover committed");
+        Ok(SwitchoverReply { shard: req.shard.clone(), old_primary: old, new_primary: new, version, frozen_ms })
+    }
+
+    async fn promote(&self, prepare: u64, old: &str, new: &str, deadline: Instant) -> Result<(), String> {
+        self.meta.wait_acks(prepare, deadline).await?;
+        let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+        let mut oldc = self.connect(old, left()).await?;
+        oldc.query_drop("SET GLOBAL read_only = ON").await.map_err(|e| format!("{old}: read_only: {e}"))?;
+        let pos: Option<String> = oldc.query_first("SELECT @@gtid_binlog_pos").await.map_err(|e| format!("{old}: {e}"))?;
+        let pos = pos.unwrap_or_default();
+        let mut newc = self.connect(new, left()).await?;
+        let wait = format!("SELECT MASTER_GTID_WAIT('{}', {:.3})", pos.replace('\'', ""), left().as_secs_f64());
+        let caught: Option<i64> = newc.query_first(wait).await.map_err(|e| format!("{new}: {e}"))?;
+        if caught != Some(0) {
+            return Err(format!("replica {new} did not reach the primary's position {pos} within the cutover budget"));
+        }
+        for sql in ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF"] {
+            newc.query_drop(sql).await.map_err(|e| format!("{new}: {sql}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    async fn repoint(&self, replica: &str, primary: &str, use_gtid: &str) -> Result<(), String> {
+        let (host, port) = parse_host_port(primary)?;
+        let mut c = self.connect(replica, Duration::from_secs(5)).await?;
+        let q = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
+        let change = format!(
+            "CHANGE MASTER TO MASTER_HOST={}, MASTER_PORT={port}, MASTER_USER={}, MASTER_PASSWORD={}, MASTER_USE_GTID={use_gtid}",
+            q(&host),
+            q(&self.backend.user),
+            q(&self.password)
+        );
+        for sql in ["STOP SLAVE", "SET GLOBAL read_only = ON"] {
+            c.query_drop(sql).await.map_err(|e| format!("{sql}: {e}"))?;
+        }
+        c.query_drop(change).await.map_err(|e| format!("CHANGE MASTER: {e}"))?;
+        c.query_drop("START SLAVE").await.map_err(|e| format!("START SLAVE: {e}"))
+    }
+}

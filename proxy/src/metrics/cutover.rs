@@ -1,0 +1,63 @@
+//! Metrics of cutovers (switchover, failover) and leases (names defined here, with the rest
+//! of the node's metric names in `metrics/mod.rs`).
+//!
+//! Contract: handles are registered once, when the node's [`super::Metrics`] is built.
+
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::PrometheusRecorder;
+
+pub const CUTOVER_FREEZE_SECONDS: &str = "slotgate_cutover_freeze_seconds";
+pub const BUFFERED_STATEMENTS: &str = "slotgate_buffered_statements";
+pub const CUTOVER_TOTAL: &str = "slotgate_cutover_total";
+pub const FAILOVER_TOTAL: &str = "slotgate_failover_total";
+pub const LEASE_EXPIRED_TOTAL: &str = "slotgate_lease_expired_total";
+pub const ACKED_VERSION: &str = "slotgate_cutover_acked_version";
+
+/// Kinds of `slotgate_cutover_total`.
+pub const KINDS: [&str; 2] = ["switchover", "failover"];
+/// Results of `slotgate_cutover_total`.
+pub const RESULTS: [&str; 3] = ["committed", "rolled_back", "failed"];
+
+pub struct CutoverMetrics {
+    /// How long a shard stayed frozen on this node (prepare applied → unfrozen version applied).
+    pub freeze_seconds: Histogram,
+    pub buffered: Gauge,
+    totals: Vec<Counter>,
+    pub failovers: Counter,
+    pub lease_expired: Counter,
+    /// Latest prepare version this node acknowledged.
+    pub acked_version: Gauge,
+}
+
+impl CutoverMetrics {
+    pub(super) fn register(recorder: &PrometheusRecorder) -> CutoverMetrics {
+        metrics::with_local_recorder(recorder, || {
+            metrics::describe_histogram!(CUTOVER_FREEZE_SECONDS, "How long a shard stayed frozen for a cutover on this node, seconds.");
+            metrics::describe_gauge!(BUFFERED_STATEMENTS, "Statements waiting for a frozen shard now.");
+            metrics::describe_counter!(CUTOVER_TOTAL, "Cutovers this node led, by kind and result.");
+            metrics::describe_counter!(FAILOVER_TOTAL, "Failovers this node led (a primary declared dead).");
+            metrics::describe_counter!(LEASE_EXPIRED_TOTAL, "Times this node's lease expired and it stopped serving.");
+            metrics::describe_gauge!(ACKED_VERSION, "Latest cutover prepare version this node acknowledged.");
+            CutoverMetrics {
+                freeze_seconds: metrics::histogram!(CUTOVER_FREEZE_SECONDS),
+                buffered: metrics::gauge!(BUFFERED_STATEMENTS),
+                totals: KINDS
+                    .iter()
+                    .flat_map(|k| RESULTS.iter().map(move |r| metrics::counter!(CUTOVER_TOTAL, "kind" => *k, "result" => *r)))
+                    .collect(),
+                failovers: metrics::counter!(FAILOVER_TOTAL),
+                lease_expired: metrics::counter!(LEASE_EXPIRED_TOTAL),
+                acked_version: metrics::gauge!(ACKED_VERSION),
+            }
+        })
+    }
+
+    /// Counts one cutover (`kind` from [`KINDS`], `result` from [`RESULTS`]).
+    pub fn cutover(&self, kind: &str, result: &str) {
+        let k = KINDS.iter().position(|x| *x == kind);
+        let r = RESULTS.iter().position(|x| *x == result);
+        if let (Some(k), Some(r)) = (k, r) {
+            self.totals[k * RESULTS.len() + r].increment(1);
+        }
+    }
+}

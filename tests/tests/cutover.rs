@@ -1,0 +1,224 @@
+//! Versioned cutover with 3 slotgate nodes over real MariaDB GTID primaries and replicas:
+//! planned switchovers under concurrent writers through every node (no client error, every
+//! acknowledged write present exactly once), a switchover that cannot finish within its budget
+//! rolls back, and a node cut off from the meta group stops serving once its lease expires.
+
+use mysql_async::prelude::*;
+use serde_json::{json, Value};
+use slotgate_tests::cluster::TestCluster;
+use slotgate_tests::proxy::ProxyOptions;
+use slotgate_tests::MariaDb;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SECS: Duration = Duration::from_secs(20);
+
+async fn all_at(c: &TestCluster<'_>, v: u64) -> anyhow::Result<()> {
+    for i in 0..3 {
+        c.wait_version(i, v, SECS).await?;
+    }
+    Ok(())
+}
+
+/// Writer `w` inserts rows through node `w` until `stop`; returns acknowledged ids and errors.
+async fn writer(url: String, w: i64, stop: Arc<AtomicBool>) -> (Vec<i64>, Vec<String>) {
+    let (mut acked, mut errors) = (Vec::new(), Vec::new());
+    let mut conn = match mysql_async::Conn::new(mysql_async::Opts::from_url(&url).expect("url")).await {
+        Ok(c) => c,
+        Err(e) => return (acked, vec![e.to_string()]),
+    };
+    let mut n = 0i64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let id = w * 1_000_000 + n;
+        match conn.exec_drop("INSERT INTO t (id, w) VALUES (?, ?)", (id, w)).await {
+            Ok(()) => acked.push(id),
+            Err(e) => errors.push(format!("writer {w} id {id}: {e}")),
+        }
+    }
+    (acked, errors)
+}
+
+/// Stops the writers when the test ends, also by a failed assertion.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+async fn switchover(c: &TestCluster<'_>, via: usize, to: &str) -> anyhow::Result<(u16, Value)> {
+    c.post(via, "/switchover", &json!({"shard": "s0", "to": to})).await
+}
+
+async fn read_only(db: &MariaDb) -> anyhow::Result<bool> {
+    let v: Option<i64> = db.root_conn().await?.query_first("SELECT @@global.read_only").await?;
+    Ok(v == Some(1))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn planned_switchovers_under_load_lose_nothing_and_show_no_error() -> anyhow::Result<()> {
+    let (p, r) = MariaDb::start_with_replica().await?;
+    p.exec("CREATE DATABASE co").await?;
+    p.exec("CREATE TABLE co.t (id BIGINT PRIMARY KEY, w INT)").await?;
+    r.wait_caught_up(&p).await?;
+    let c = TestCluster::start(&[&p], 3, 3, ProxyOptions::default()).await?;
+    c.wait_leader(SECS).await?;
+    all_at(&c, 1).await?;
+    let (s, v) = c.command(0, "replica", json!({"kind": "add_replica", "shard": "s0", "addr": r.addr()})).await?;
+    assert_eq!(s, 200, "{v}");
+    all_at(&c, 2).await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_exit = StopOnDrop(stop.clone());
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let url = c.node(w).map(|n| n.url(Some("co"))).unwrap_or_default();
+            tokio::spawn(writer(url, w as i64, stop.clone()))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // p -> r, through a node that may not lead (it forwards to the leader).
+    let (s, first) = switchover(&c, 1, &r.addr()).await?;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(first["new_primary"], json!(r.addr()));
+    let v = first["version"].as_u64().unwrap_or(0);
+    all_at(&c, v).await?;
+    assert!(read_only(&p).await?, "the demoted primary is read-only");
+    assert!(!read_only(&r).await?, "the promoted replica is writable");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // While demoted, p wrote nothing of its own: the last GTID in its binlog is one it
+    // replicated from r (r's server id), not a client write that reached p.
+    p.wait_caught_up(&r).await?;
+    let r_id: Option<i64> = r.root_conn().await?.query_first("SELECT @@server_id").await?;
+    let demoted_pos = p.gtid_binlog_pos().await?;
+    let server_of = |pos: &str| pos.split(',').find_map(|g| g.trim().strip_prefix("0-").and_then(|x| x.split('-').next()).and_then(|x| x.parse::<i64>().ok()));
+    assert_eq!(server_of(&demoted_pos), r_id, "demoted primary's binlog: {demoted_pos}");
+
+    // r -> p again.
+    let (s, second) = switchover(&c, 2, &p.addr()).await?;
+    assert_eq!(s, 200, "{second}");
+    all_at(&c, second["version"].as_u64().unwrap_or(0)).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut acked = Vec::new();
+    for w in writers {
+        let (a, errors) = w.await?;
+        assert!(errors.is_empty(), "planned switchovers must not show clients errors: {errors:?}");
+        assert!(!a.is_empty());
+        acked.extend(a);
+    }
+    // Every acknowledged write is on the current primary exactly once (PRIMARY KEY), and
+    // nothing else is.
+    let mut conn = p.conn().await?;
+    let rows: Vec<i64> = conn.query("SELECT id FROM co.t ORDER BY id").await?;
+    acked.sort_unstable();
+    assert_eq!(rows, acked, "the primary holds exactly the acknowledged writes");
+    r.wait_caught_up(&p).await?;
+    let on_r: Option<i64> = r.conn().await?.query_first("SELECT COUNT(*) FROM co.t").await?;
+    assert_eq!(on_r, Some(acked.len() as i64), "the replica follows the new primary");
+
+    let text = c.metrics(c.wait_leader(SECS).await?).await?;
+    assert_eq!(slotgate_tests::proxy::sample(&text, "slotgate_cutover_total{kind=\"switchover\",result=\"committed\"}"), 2.0, "{text}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switchover_that_exceeds_its_budget_rolls_back_and_traffic_resumes() -> anyhow::Result<()> {
+    let (p, r) = MariaDb::start_with_replica().await?;
+    p.exec("CREATE DATABASE co").await?;
+    p.exec("CREATE TABLE co.t (id BIGINT PRIMARY KEY, w INT)").await?;
+    r.wait_caught_up(&p).await?;
+    let c = TestCluster::start(&[&p], 3, 3, ProxyOptions::default()).await?;
+    c.wait_leader(SECS).await?;
+    all_at(&c, 1).await?;
+    let (s, _) = c.command(0, "replica", json!({"kind": "add_replica", "shard": "s0", "addr": r.addr()})).await?;
+    assert_eq!(s, 200);
+    all_at(&c, 2).await?;
+    // The replica stops applying: it can never reach the primary's position in time.
+    r.root_conn().await?.query_drop("STOP SLAVE").await?;
+    p.exec("INSERT INTO co.t VALUES (1, 0)").await?;
+
+    let started = Instant::now();
+    let (s, v) = switchover(&c, 0, &r.addr()).await?;
+    assert_eq!(s, 409, "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("rolled back")), "{v}");
+    assert!(started.elapsed() < Duration::from_secs(15), "bounded by the cutover budget");
+    // The old primary stays primary, writable, unfrozen; clients write through every node.
+    assert!(!read_only(&p).await?);
+    let (_, topo) = c.get(0, "/topology").await?;
+    assert_eq!(topo["shards"][0]["primary"], json!(p.addr()), "{topo}");
+    assert_eq!(topo["frozen"], json!([]), "{topo}");
+    for i in 0..3 {
+        c.wait_version(i, topo["version"].as_u64().unwrap_or(0), SECS).await?;
+        let mut conn = c.node(i)?.conn(Some("co")).await?;
+        conn.exec_drop("INSERT INTO t (id, w) VALUES (?, ?)", (10 + i as i64, i as i64)).await?;
+    }
+    let n: Option<i64> = p.conn().await?.query_first("SELECT COUNT(*) FROM co.t").await?;
+    assert_eq!(n, Some(4));
+    let text = c.metrics(c.wait_leader(SECS).await?).await?;
+    assert_eq!(slotgate_tests::proxy::sample(&text, "slotgate_cutover_total{kind=\"switchover\",result=\"rolled_back\"}"), 1.0, "{text}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_cut_off_from_the_meta_group_stops_serving_when_its_lease_expires() -> anyhow::Result<()> {
+    let (a, b) = (MariaDb::start().await?, MariaDb::start().await?);
+    for s in [&a, &b] {
+        s.exec("CREATE DATABASE co").await?;
+        s.exec("CREATE TABLE co.t (id BIGINT PRIMARY KEY, w INT)").await?;
+    }
+    let opts = ProxyOptions {
+        routing_extra: "slot_count = 64\n[[routing.rules]]\ndatabase = \"co\"\ntable = \"t\"\ncolumn = \"id\"\n".into(),
+        ..ProxyOptions::default()
+    };
+    let c = TestCluster::start(&[&a, &b], 3, 3, opts).await?;
+    let leader = c.wait_leader(SECS).await?;
+    all_at(&c, 1).await?;
+    let cut = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let mut conn = c.node(cut)?.conn(Some("co")).await?;
+    conn.query_drop("INSERT INTO t (id, w) VALUES (1, 1)").await?;
+
+    c.isolate(cut);
+    let meta = c.node(cut)?.handle().and_then(|h| h.meta()).cloned().expect("member");
+    let deadline = Instant::now() + SECS;
+    while meta.serving() {
+        assert!(Instant::now() < deadline, "the lease never expired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Meanwhile the majority moves every slot to s1.
+    let body = json!({"request_id": "move-all-forced", "force": true, "command": {"kind": "assign_slots", "slots": [{"first": 0, "last": 63}], "to": "s1"}});
+    let (s, v) = c.post(other, "/commands", &body).await?;
+    assert_eq!(s, 200, "{v}");
+    let moved = v["version"].as_u64().unwrap_or(0);
+    c.wait_version(leader, moved, SECS).await?;
+    // The cut-off node still holds the old version and refuses to route with it.
+    assert!(c.version(cut) < moved);
+    let err = conn.query_drop("INSERT INTO t (id, w) VALUES (2, 2)").await.unwrap_err();
+    match err {
+        mysql_async::Error::Server(e) => {
+            assert_eq!(e.code, 1105, "{e:?}");
+            assert!(e.message.contains("lost contact with the meta group"), "{e:?}");
+        }
+        other => panic!("expected a server error, got {other:?}"),
+    }
+    let (status, _) = c.get(cut, "/readyz").await?;
+    assert_eq!(status, 503);
+    let on_a: Option<i64> = a.conn().await?.query_first("SELECT COUNT(*) FROM co.t WHERE id = 2").await?;
+    assert_eq!(on_a, Some(0), "nothing was routed the old way");
+
+    // Healed: it catches up, then serves with the new version.
+    c.heal();
+    c.wait_version(cut, moved, SECS).await?;
+    conn.query_drop("INSERT INTO t (id, w) VALUES (2, 2)").await?;
+    let on_b: Option<i64> = b.conn().await?.query_first("SELECT COUNT(*) FROM co.t WHERE id = 2").await?;
+    assert_eq!(on_b, Some(1));
+    let text = c.metrics(cut).await?;
+    assert!(slotgate_tests::proxy::sample(&text, "slotgate_lease_expired_total") >= 1.0, "{text}");
+    Ok(())
+}
