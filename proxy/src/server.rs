@@ -136,6 +136,12 @@ impl Node {
                 metrics: metrics.clone(),
             }),
         };
+        if let (Some(sw), Some(m)) = (&admin_state.switchover, &config.meta) {
+            if m.failover_check_ms > 0 {
+                let interval = Duration::from_millis(m.failover_check_ms);
+                tracker.spawn(admin::health_loop(sw.clone(), interval, m.failover_threshold.max(1), cancel.clone()));
+            }
+        }
         let admin_cancel = cancel.clone();
         let mut app = admin::router(admin_state);
         if let Some(node) = &meta {

@@ -64,6 +64,8 @@ enum Command {
     /// Members of the meta group (Raft).
     #[command(subcommand)]
     Member(MemberCmd),
+    /// Unplanned failover: promote the most advanced replica of a shard whose primary is dead.
+    Failover { shard: String },
     /// Planned switchover: freeze the shard's writes, promote a caught-up replica, cut over.
     Switchover {
         shard: String,
@@ -269,6 +271,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Member(MemberCmd::Promote { id }) => return member::promote(&ctx, id).await,
         Command::Member(MemberCmd::Remove { id }) => return member::remove(&ctx, id).await,
         Command::Switchover { shard, to } => return member::switchover(&ctx, shard, to).await,
+        Command::Failover { shard } => return member::failover(&ctx, shard).await,
         Command::Slots(SlotsCmd::Assign { ranges, to, force }) => {
             return apply(&ctx, TopologyCommand::AssignSlots { slots: ranges.0, to }, force).await;
         }

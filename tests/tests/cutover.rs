@@ -40,6 +40,20 @@ async fn writer(url: String, w: i64, stop: Arc<AtomicBool>) -> (Vec<i64>, Vec<St
     (acked, errors)
 }
 
+/// Table `co.t` on primary `p` (replicated to `r`), 3 nodes with `s0` = p and replica r.
+async fn cluster_with_replica<'a>(p: &'a MariaDb, r: &'a MariaDb) -> anyhow::Result<TestCluster<'a>> {
+    p.exec("CREATE DATABASE co").await?;
+    p.exec("CREATE TABLE co.t (id BIGINT PRIMARY KEY, w INT)").await?;
+    r.wait_caught_up(p).await?;
+    let c = TestCluster::start(&[p], 3, 3, ProxyOptions::default()).await?;
+    c.wait_leader(SECS).await?;
+    all_at(&c, 1).await?;
+    let (s, v) = c.command(0, "replica", json!({"kind": "add_replica", "shard": "s0", "addr": r.addr()})).await?;
+    anyhow::ensure!(s == 200, "add_replica: {v}");
+    all_at(&c, 2).await?;
+    Ok(c)
+}
+
 /// Stops the writers when the test ends, also by a failed assertion.
 struct StopOnDrop(Arc<AtomicBool>);
 
@@ -61,15 +75,7 @@ async fn read_only(db: &MariaDb) -> anyhow::Result<bool> {
 #[tokio::test(flavor = "multi_thread")]
 async fn planned_switchovers_under_load_lose_nothing_and_show_no_error() -> anyhow::Result<()> {
     let (p, r) = MariaDb::start_with_replica().await?;
-    p.exec("CREATE DATABASE co").await?;
-    p.exec("CREATE TABLE co.t (id BIGINT PRIMARY KEY, w INT)").await?;
-    r.wait_caught_up(&p).await?;
-    let c = TestCluster::start(&[&p], 3, 3, ProxyOptions::default()).await?;
-    c.wait_leader(SECS).await?;
-    all_at(&c, 1).await?;
-    let (s, v) = c.command(0, "replica", json!({"kind": "add_replica", "shard": "s0", "addr": r.addr()})).await?;
-    assert_eq!(s, 200, "{v}");
-    all_at(&c, 2).await?;
+    let c = cluster_with_replica(&p, &r).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let _stop_on_exit = StopOnDrop(stop.clone());
@@ -130,15 +136,7 @@ async fn planned_switchovers_under_load_lose_nothing_and_show_no_error() -> anyh
 #[tokio::test(flavor = "multi_thread")]
 async fn a_switchover_that_exceeds_its_budget_rolls_back_and_traffic_resumes() -> anyhow::Result<()> {
     let (p, r) = MariaDb::start_with_replica().await?;
-    p.exec("CREATE DATABASE co").await?;
-    p.exec("CREATE TABLE co.t (id BIGINT PRIMARY KEY, w INT)").await?;
-    r.wait_caught_up(&p).await?;
-    let c = TestCluster::start(&[&p], 3, 3, ProxyOptions::default()).await?;
-    c.wait_leader(SECS).await?;
-    all_at(&c, 1).await?;
-    let (s, _) = c.command(0, "replica", json!({"kind": "add_replica", "shard": "s0", "addr": r.addr()})).await?;
-    assert_eq!(s, 200);
-    all_at(&c, 2).await?;
+    let c = cluster_with_replica(&p, &r).await?;
     // The replica stops applying: it can never reach the primary's position in time.
     r.root_conn().await?.query_drop("STOP SLAVE").await?;
     p.exec("INSERT INTO co.t VALUES (1, 0)").await?;
@@ -220,5 +218,117 @@ async fn a_node_cut_off_from_the_meta_group_stops_serving_when_its_lease_expires
     assert_eq!(on_b, Some(1));
     let text = c.metrics(cut).await?;
     assert!(slotgate_tests::proxy::sample(&text, "slotgate_lease_expired_total") >= 1.0, "{text}");
+    Ok(())
+}
+
+/// Like [`writer`] but keeps going after errors (reconnecting if needed); also returns the
+/// ids acknowledged after `after` was set.
+async fn resilient_writer(url: String, w: i64, stop: Arc<AtomicBool>, after: Arc<AtomicBool>) -> (Vec<i64>, usize, usize) {
+    let (mut acked, mut errors, mut late) = (Vec::new(), 0usize, 0usize);
+    let opts = mysql_async::Opts::from_url(&url).expect("url");
+    let mut conn: Option<mysql_async::Conn> = None;
+    let mut n = 0i64;
+    while !stop.load(Ordering::Relaxed) {
+        if conn.is_none() {
+            conn = mysql_async::Conn::new(opts.clone()).await.ok();
+            if conn.is_none() {
+                errors += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        }
+        n += 1;
+        let id = w * 1_000_000 + n;
+        let Some(c) = conn.as_mut() else { continue };
+        match c.exec_drop("INSERT INTO t (id, w) VALUES (?, ?)", (id, w)).await {
+            Ok(()) => {
+                acked.push(id);
+                if after.load(Ordering::Relaxed) {
+                    late += 1;
+                }
+            }
+            Err(mysql_async::Error::Server(_)) => errors += 1,
+            Err(_) => {
+                errors += 1;
+                conn = None;
+            }
+        }
+    }
+    (acked, errors, late)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_primary_fails_over_without_losing_acknowledged_writes() -> anyhow::Result<()> {
+    // Semi-synchronous replication (AFTER_SYNC): a commit is acknowledged once a replica has it.
+    let (p, r) = MariaDb::start_with_replica().await?;
+    let mut pc = p.root_conn().await?;
+    for sql in [
+        "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
+        "SET GLOBAL rpl_semi_sync_master_timeout = 60000",
+        "SET GLOBAL rpl_semi_sync_master_enabled = ON",
+    ] {
+        pc.query_drop(sql).await?;
+    }
+    let mut rc = r.root_conn().await?;
+    for sql in ["SET GLOBAL rpl_semi_sync_slave_enabled = ON", "STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD"] {
+        rc.query_drop(sql).await?;
+    }
+    let deadline = Instant::now() + SECS;
+    loop {
+        let on: Option<(String, String)> = pc.query_first("SHOW STATUS LIKE 'Rpl_semi_sync_master_clients'").await?;
+        if on.is_some_and(|(_, v)| v == "1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica never became a semi-sync client");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = cluster_with_replica(&p, &r).await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let after = Arc::new(AtomicBool::new(false));
+    let _stop_on_exit = StopOnDrop(stop.clone());
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let url = c.node(w).map(|n| n.url(Some("co"))).unwrap_or_default();
+            tokio::spawn(resilient_writer(url, w as i64, stop.clone(), after.clone()))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Crash the primary (SIGKILL), as a host failure would.
+    let pid_file: Option<String> = p.root_conn().await?.query_first("SELECT @@pid_file").await?;
+    let pid = std::fs::read_to_string(pid_file.unwrap_or_default())?.trim().to_string();
+    let killed = std::process::Command::new("kill").args(["-9", &pid]).status()?;
+    assert!(killed.success());
+
+    // The leader's health check notices and promotes the replica.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let version = loop {
+        let (_, topo) = c.get(0, "/topology").await?;
+        if topo["shards"][0]["primary"] == json!(r.addr()) && topo["frozen"] == json!([]) {
+            break topo["version"].as_u64().unwrap_or(0);
+        }
+        assert!(Instant::now() < deadline, "no failover: {topo}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    all_at(&c, version).await?;
+    after.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut acked, mut late) = (Vec::new(), 0);
+    for w in writers {
+        let (a, _errors, l) = w.await?;
+        acked.extend(a);
+        late += l;
+    }
+    assert!(late > 0, "writes go on through every node after the failover");
+    let rows: Vec<i64> = r.conn().await?.query("SELECT id FROM co.t ORDER BY id").await?;
+    acked.sort_unstable();
+    let missing: Vec<_> = acked.iter().filter(|id| rows.binary_search(id).is_err()).collect();
+    assert!(missing.is_empty(), "acknowledged writes lost in the failover: {missing:?}");
+    assert!(!read_only(&r).await?);
+    let (_, topo) = c.get(1, "/topology").await?;
+    assert!(!topo["shards"][0]["replicas"].as_array().into_iter().flatten().any(|x| *x == json!(p.addr())), "the dead primary left the topology: {topo}");
+    let text = c.metrics(c.wait_leader(SECS).await?).await?;
+    assert_eq!(slotgate_tests::proxy::sample(&text, "slotgate_failover_total"), 1.0, "{text}");
     Ok(())
 }

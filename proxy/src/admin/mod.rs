@@ -5,9 +5,11 @@
 //! clients, has a topology and its home shard answers; `/metrics` needs the bearer token when
 //! `node.admin_token` is set. No handler reveals secrets.
 
+mod failover;
 mod slot_check;
 mod switchover;
 
+pub use failover::health_loop;
 pub use slot_check::NodeHooks;
 pub use switchover::{Switchover, SwitchoverReply, SwitchoverRequest};
 
@@ -41,6 +43,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/switchover", axum::routing::post(switchover))
+        .route("/failover", axum::routing::post(failover))
         .with_state(state)
 }
 
@@ -78,8 +81,17 @@ fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(slotgate_shared::api::ApiError { error: message.into() })).into_response()
 }
 
-/// `POST /switchover`: runs on the meta leader; other nodes forward the request there.
+/// `POST /switchover {"shard", "to"?}`: runs on the meta leader (others forward it there).
 async fn switchover(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    on_leader(s, headers, body, "/switchover").await
+}
+
+/// `POST /failover {"shard"}`: forces the unplanned-failover path, on the meta leader.
+async fn failover(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    on_leader(s, headers, body, "/failover").await
+}
+
+async fn on_leader(s: AdminState, headers: HeaderMap, body: axum::body::Bytes, path: &str) -> Response {
     if !authorized(&headers, s.token.as_deref()) {
         return json_error(StatusCode::UNAUTHORIZED, "admin token missing or wrong; pass --token or set SLOTGATE_ADMIN_TOKEN");
     }
@@ -88,14 +100,14 @@ async fn switchover(State(s): State<AdminState>, headers: HeaderMap, body: axum:
     };
     let req: SwitchoverRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, format!("bad switchover request: {e}")),
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, format!("bad request: {e}")),
     };
     if !sw.meta.is_leader() {
         let Some((_, addr)) = sw.meta.leader_addr() else {
             return json_error(StatusCode::SERVICE_UNAVAILABLE, "the meta group has no leader yet; retry in a few seconds");
         };
         let mut fwd = reqwest::Client::new()
-            .post(format!("http://{addr}/switchover"))
+            .post(format!("http://{addr}{path}"))
             .timeout(sw.meta.cutover_budget() + Duration::from_secs(30))
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
@@ -111,7 +123,8 @@ async fn switchover(State(s): State<AdminState>, headers: HeaderMap, body: axum:
             Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot reach the meta leader at {addr}: {e}; retry")),
         };
     }
-    match sw.run(&req).await {
+    let result = if path == "/failover" { sw.failover(&req.shard).await } else { sw.run(&req).await };
+    match result {
         Ok(r) => axum::Json(r).into_response(),
         Err(e) => json_error(StatusCode::CONFLICT, e),
     }

@@ -9,6 +9,7 @@
 //!    `read_only=OFF`);
 //! 3. commit `cutover` (new primary, shard unfrozen): nodes release the held work to it;
 //! 4. repoint the other replicas and the old primary at the new one (GTID).
+//!
 //! Any failure before step 3 rolls back: the old primary is writable again and the shard is
 //! unfrozen, so held work resumes on it. Clients see a pause, not an error.
 
@@ -53,12 +54,12 @@ pub struct Switchover {
 }
 
 impl Switchover {
-    async fn submit(&self, command: TopologyCommand) -> Result<u64, String> {
+    pub(super) async fn submit(&self, command: TopologyCommand) -> Result<u64, String> {
         let req = CommandRequest { request_id: None, actor: Some(format!("switchover (node {})", self.meta.id())), if_version: None, force: true, command };
         self.meta.submit(req).await.map(|r| r.version).map_err(|e| e.to_string())
     }
 
-    async fn connect(&self, addr: &str, within: Duration) -> Result<Conn, String> {
+    pub(super) async fn connect(&self, addr: &str, within: Duration) -> Result<Conn, String> {
         let (host, port) = parse_host_port(addr)?;
         let opts = OptsBuilder::default()
             .ip_or_hostname(host)
@@ -140,7 +141,7 @@ impl Switchover {
         Ok(())
     }
 
-    async fn repoint(&self, replica: &str, primary: &str, use_gtid: &str) -> Result<(), String> {
+    pub(super) async fn repoint(&self, replica: &str, primary: &str, use_gtid: &str) -> Result<(), String> {
         let (host, port) = parse_host_port(primary)?;
         let mut c = self.connect(replica, Duration::from_secs(5)).await?;
         let q = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));

@@ -43,6 +43,12 @@ pub struct MetaConfig {
     /// A cutover (switchover, failover) not committed within this budget rolls back.
     #[serde(default = "default_cutover_budget_ms")]
     pub cutover_budget_ms: u64,
+    /// How often the meta leader pings every shard's primary (0: no automatic failover).
+    #[serde(default = "default_failover_check_ms")]
+    pub failover_check_ms: u64,
+    /// Failed pings in a row after which the leader fails the primary over.
+    #[serde(default = "default_failover_threshold")]
+    pub failover_threshold: u32,
     /// Propose `[[shards]]` and `[routing]` as the first topology when the group has none.
     #[serde(default = "default_true")]
     pub init_from_config: bool,
@@ -75,6 +81,12 @@ fn default_lease_ms() -> u64 {
 }
 fn default_cutover_budget_ms() -> u64 {
     10_000
+}
+fn default_failover_check_ms() -> u64 {
+    1000
+}
+fn default_failover_threshold() -> u32 {
+    3
 }
 fn default_true() -> bool {
     true

@@ -32,14 +32,23 @@ pub async fn remove(ctx: &Ctx, id: u64) -> Result<()> {
 
 /// `slotctl switchover <shard> [--to <replica>]` (`POST /switchover`, led by the meta leader).
 pub async fn switchover(ctx: &Ctx, shard: String, to: Option<String>) -> Result<()> {
-    let reply = ctx.client.post("/switchover", &serde_json::json!({ "shard": shard, "to": to })).await?;
+    cutover(ctx, "/switchover", "switched over", shard, to).await
+}
+
+/// `slotctl failover <shard>` (`POST /failover`): the unplanned path, forced.
+pub async fn failover(ctx: &Ctx, shard: String) -> Result<()> {
+    cutover(ctx, "/failover", "failed over", shard, None).await
+}
+
+async fn cutover(ctx: &Ctx, path: &str, done: &str, shard: String, to: Option<String>) -> Result<()> {
+    let reply = ctx.client.post(path, &serde_json::json!({ "shard": shard, "to": to })).await?;
     if ctx.json {
         emit_json(&reply);
         return Ok(());
     }
     let r: serde_json::Value = reply.parse()?;
     emit(&format!(
-        "switched over shard {}: primary {} -> {} at topology version {} (writes paused {} ms)",
+        "{done} shard {}: primary {} -> {} at topology version {} (writes paused {} ms)",
         r["shard"].as_str().unwrap_or(&shard),
         r["old_primary"].as_str().unwrap_or("?"),
         r["new_primary"].as_str().unwrap_or("?"),

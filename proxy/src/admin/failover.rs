@@ -1,0 +1,153 @@
+//! Unplanned failover of a shard whose primary died, led by the meta leader, and the health
+//! check that triggers it.
+//!
+//! Contract: [`health_loop`] runs on every node but acts only on the meta leader: every
+//! `interval` it pings each unfrozen shard's primary (that has a replica); after `threshold`
+//! failures in a row it runs [`Switchover::failover`]. A failover:
+//! 1. commits `freeze` and waits for every node with a live lease to acknowledge (statements
+//!    in flight on the dead primary fail with a clear error; new ones are held);
+//! 2. fences the old primary (`read_only=ON` if it answers; in any case it leaves the
+//!    topology, so no node routes to it again);
+//! 3. on each replica stops the I/O thread, waits until the SQL thread applied everything
+//!    received, and promotes the one with the most advanced GTID position;
+//! 4. commits `cutover` (old primary dropped) and repoints the other replicas.
+//!
+//! With semi-synchronous replication (`AFTER_SYNC`) every acknowledged write reached a replica,
+//! so none is lost. Any failure before step 4 unfreezes the shard (and the check runs again).
+
+use super::switchover::{Switchover, SwitchoverReply};
+use mysql_async::prelude::Queryable;
+use mysql_async::Row;
+use slotgate_shared::TopologyCommand;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Sum of the sequence numbers of a GTID position (`0-1-23,1-2-5`): higher is more advanced
+/// for replicas of one primary.
+fn gtid_score(pos: &str) -> u64 {
+    pos.split(',').filter_map(|g| g.trim().rsplit('-').next()).filter_map(|n| n.parse::<u64>().ok()).sum()
+}
+
+impl Switchover {
+    pub async fn failover(&self, shard_id: &str) -> Result<SwitchoverReply, String> {
+        let t = self.meta.current().topology.clone().ok_or("the cluster has no topology yet")?;
+        let shard = t.shards.iter().find(|s| s.id == shard_id).ok_or_else(|| format!("unknown shard {shard_id:?}"))?;
+        if shard.replicas.is_empty() {
+            return Err(format!("shard {shard_id:?} has no replica to fail over to"));
+        }
+        let (old, replicas) = (shard.primary.clone(), shard.replicas.clone());
+        let deadline = Instant::now() + self.meta.cutover_budget();
+        let prepare = self.submit(TopologyCommand::Freeze { shard: shard_id.to_string() }).await?;
+        let frozen_at = Instant::now();
+        let chosen = self.promote_best(prepare, &old, &replicas, deadline).await;
+        let done = match &chosen {
+            Ok(new) => self.submit(TopologyCommand::Cutover { shard: shard_id.to_string(), primary: new.clone(), drop_old: true }).await,
+            Err(e) => Err(e.clone()),
+        };
+        let (new, version) = match (chosen, done) {
+            (Ok(new), Ok(v)) => (new, v),
+            (_, Err(e)) => {
+                let undo = self.submit(TopologyCommand::Unfreeze { shard: shard_id.to_string() }).await;
+                self.metrics.cutover().cutover("failover", "rolled_back");
+                return Err(match undo {
+                    Ok(_) => format!("failover of shard {shard_id:?} rolled back: {e}"),
+                    Err(u) => format!("failover of shard {shard_id:?} failed ({e}) and unfreezing too ({u})"),
+                });
+            }
+            (Err(e), _) => return Err(e),
+        };
+        self.metrics.cutover().cutover("failover", "committed");
+        self.metrics.cutover().failovers.increment(1);
+        for r in replicas.iter().filter(|r| **r != new) {
+            if let Err(e) = self.repoint(r, &new, "slave_pos").await {
+                tracing::warn!(replica = %r, new_primary = %new, error = %e, "could not repoint a replica; do it by hand");
+            }
+        }
+        let frozen_ms = frozen_at.elapsed().as_millis() as u64;
+        tracing::warn!(shard = shard_id, %old, %new, version, frozen_ms, "failover committed; the old primary is out of the topology");
+        Ok(SwitchoverReply { shard: shard_id.to_string(), old_primary: old, new_primary: new, version, frozen_ms })
+    }
+
+    async fn promote_best(&self, prepare: u64, old: &str, replicas: &[String], deadline: Instant) -> Result<String, String> {
+        self.meta.wait_acks(prepare, deadline).await?;
+        // Fence: a primary that still answers must not take writes any more.
+        if let Ok(mut c) = self.connect(old, Duration::from_secs(1)).await {
+            let _ = c.query_drop("SET GLOBAL read_only = ON").await;
+        }
+        let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+        let mut best: Option<(u64, String)> = None;
+        for r in replicas {
+            match self.drain_relay_log(r, left()).await {
+                Ok(score) if best.as_ref().is_none_or(|(b, _)| score > *b) => best = Some((score, r.clone())),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(replica = %r, error = %e, "replica not usable for failover"),
+            }
+        }
+        let (_, new) = best.ok_or("no replica answered")?;
+        let mut c = self.connect(&new, left()).await?;
+        for sql in ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF"] {
+            c.query_drop(sql).await.map_err(|e| format!("{new}: {sql}: {e}"))?;
+        }
+        Ok(new)
+    }
+
+    /// Stops fetching from the dead primary, applies everything already received, returns the
+    /// replica's GTID score.
+    async fn drain_relay_log(&self, replica: &str, within: Duration) -> Result<u64, String> {
+        let mut c = self.connect(replica, within.min(Duration::from_secs(2))).await?;
+        c.query_drop("STOP SLAVE IO_THREAD").await.map_err(|e| e.to_string())?;
+        let status: Option<Row> = c.query_first("SHOW SLAVE STATUS").await.map_err(|e| e.to_string())?;
+        let received: String = status.and_then(|r| r.get_opt::<String, _>("Gtid_IO_Pos").and_then(Result::ok)).unwrap_or_default();
+        if !received.is_empty() {
+            let wait = format!("SELECT MASTER_GTID_WAIT('{}', {:.3})", received.replace('\'', ""), within.as_secs_f64());
+            let applied: Option<i64> = c.query_first(wait).await.map_err(|e| e.to_string())?;
+            if applied != Some(0) {
+                return Err(format!("did not apply its relay log ({received}) in time"));
+            }
+        }
+        let pos: Option<String> = c.query_first("SELECT @@gtid_current_pos").await.map_err(|e| e.to_string())?;
+        Ok(gtid_score(&pos.unwrap_or_default()))
+    }
+}
+
+/// Pings the primaries from the meta leader and fails over a dead one; see the module docs.
+pub async fn health_loop(sw: Switchover, interval: Duration, threshold: u32, cancel: CancellationToken) {
+    let mut failures: HashMap<String, u32> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = cancel.cancelled() => return,
+        }
+        if !sw.meta.is_leader() {
+            failures.clear();
+            continue;
+        }
+        let Some(t) = sw.meta.current().topology.clone() else { continue };
+        for shard in t.shards.iter().filter(|s| !s.replicas.is_empty() && !t.is_frozen(&s.id)) {
+            let alive = match sw.connect(&shard.primary, interval.max(Duration::from_millis(500))).await {
+                Ok(mut c) => c.query_drop("SELECT 1").await.is_ok(),
+                Err(_) => false,
+            };
+            let n = failures.entry(shard.id.clone()).or_insert(0);
+            *n = if alive { 0 } else { *n + 1 };
+            if *n >= threshold {
+                tracing::warn!(shard = %shard.id, primary = %shard.primary, checks = *n, "primary unreachable: failing over");
+                *n = 0;
+                if let Err(e) = sw.failover(&shard.id).await {
+                    tracing::error!(shard = %shard.id, error = %e, "failover failed");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gtid_scores() {
+        assert_eq!(super::gtid_score("0-1-23"), 23);
+        assert_eq!(super::gtid_score("0-1-23,1-2-5"), 28);
+        assert_eq!(super::gtid_score(""), 0);
+    }
+}
