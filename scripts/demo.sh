@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A local slotgate cluster to play with: 4 MariaDB shards (s0..s3) and 3 slotgate nodes that
+# A local slotgate cluster to play with: 4 MariaDB shards (s0..s3, each a primary with one
+# semi-synchronous GTID replica) and 3 slotgate nodes that
 # form one embedded Raft meta group (the topology), initialised with `slotctl init`.
 #
 #   scripts/demo.sh            run in the foreground until Ctrl-C, then clean everything up
@@ -95,6 +96,7 @@ mkdir -p "$DEMO"
 BACKEND_PASSWORD=$(random_password)
 CLUSTER_SECRET=$(random_password)
 SHARD_ADDRS=()
+REPLICA_ADDRS=()
 for i in $(seq 0 $((SHARDS - 1))); do
   dir=$DEMO/shard$i
   echo "== starting shard s$i" >&2
@@ -102,7 +104,21 @@ for i in $(seq 0 $((SHARDS - 1))); do
     --binlog-format=ROW --gtid-strict-mode=ON --log-slave-updates
   mariadb_add_user "$dir" "$BACKEND_USER" "$BACKEND_PASSWORD"
   mariadb_sql "$dir" "CREATE DATABASE IF NOT EXISTS demo"
-  SHARD_ADDRS+=("127.0.0.1:$MARIADB_PORT")
+  # Semi-synchronous replication: a commit is acknowledged once the replica has it, so a
+  # failover loses no acknowledged write (falls back to async after 10 s without a replica).
+  mariadb_sql "$dir" "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC;
+    SET GLOBAL rpl_semi_sync_master_timeout = 10000; SET GLOBAL rpl_semi_sync_master_enabled = ON"
+  primary_port=$MARIADB_PORT
+  SHARD_ADDRS+=("127.0.0.1:$primary_port")
+  echo "== starting replica of shard s$i" >&2
+  mariadb_start "$dir-replica" $((i + 101)) --innodb-buffer-pool-size=32M --log-bin=mariadb-bin \
+    --binlog-format=ROW --gtid-strict-mode=ON --log-slave-updates --read-only=ON
+  mariadb_add_user "$dir-replica" "$BACKEND_USER" "$BACKEND_PASSWORD"
+  mariadb_sql "$dir-replica" "SET GLOBAL rpl_semi_sync_slave_enabled = ON;
+    CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$primary_port, MASTER_USER='$BACKEND_USER',
+      MASTER_PASSWORD='$BACKEND_PASSWORD', MASTER_USE_GTID=slave_pos;
+    START SLAVE"
+  REPLICA_ADDRS+=("127.0.0.1:$MARIADB_PORT")
 done
 
 # --- slotgate nodes -------------------------------------------------------------------------
@@ -121,7 +137,7 @@ for n in $(seq 1 "$NODES"); do
     printf 'users_file = "../users.toml"\n\n'
     printf '[backend]\nuser = "%s"\npassword = "%s"\npool_max = 16\n\n' "$BACKEND_USER" "$BACKEND_PASSWORD"
     for i in $(seq 0 $((SHARDS - 1))); do
-      printf '[[shards]]\nid = "s%d"\nprimary = "%s"\n\n' "$i" "${SHARD_ADDRS[$i]}"
+      printf '[[shards]]\nid = "s%d"\nprimary = "%s"\nreplicas = ["%s"]\n\n' "$i" "${SHARD_ADDRS[$i]}" "${REPLICA_ADDRS[$i]}"
     done
     printf '[routing]\nhome_shard = "s0"\nslot_count = 1024\n\n'
     # The demo schema (created below through node 1): users sharded by id, orders by user_id.
@@ -178,8 +194,8 @@ mariadb --skip-ssl -h127.0.0.1 -P6033 -u"$DEMO_USER" -p"$DEMO_PASSWORD" demo -e 
   echo '  "shards": ['
   for i in $(seq 0 $((SHARDS - 1))); do
     sep=$([ "$i" -lt $((SHARDS - 1)) ] && echo , || true)
-    printf '    {"id": "s%d", "addr": "%s", "user": "%s", "password": "%s", "database": "demo", "root_cnf": "%s", "pid": %d}%s\n' \
-      "$i" "${SHARD_ADDRS[$i]}" "$BACKEND_USER" "$BACKEND_PASSWORD" "$DEMO/shard$i/root.cnf" \
+    printf '    {"id": "s%d", "addr": "%s", "replica": "%s", "user": "%s", "password": "%s", "database": "demo", "root_cnf": "%s", "pid": %d}%s\n' \
+      "$i" "${SHARD_ADDRS[$i]}" "${REPLICA_ADDRS[$i]}" "$BACKEND_USER" "$BACKEND_PASSWORD" "$DEMO/shard$i/root.cnf" \
       "$(cat "$DEMO/shard$i/pid")" "$sep"
   done
   echo '  ],'
@@ -204,6 +220,7 @@ Topology (the meta group on the admin ports 9033-9035):
   target/debug/slotctl status
   target/debug/slotctl history
   target/debug/slotctl shard list
+  target/debug/slotctl switchover s1       (writes to s1 pause, its replica becomes primary)
 Admin:
   curl http://127.0.0.1:9033/readyz                  (9033, 9034, 9035)
   curl -s http://127.0.0.1:9033/metrics | grep slotgate_queries_total

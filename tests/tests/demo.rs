@@ -45,6 +45,21 @@ async fn demo_starts_a_cluster_clients_can_use() {
     assert_eq!(status["cluster"]["members"].as_array().map(Vec::len), Some(3), "{status}");
     assert_eq!(status["topology"]["version"], 1, "{status}");
     assert_eq!(status["topology"]["shards"].as_array().map(Vec::len), Some(4), "{status}");
+    // Every shard has a replica: a planned switchover through slotctl works from the README.
+    assert!(cluster["shards"].as_array().unwrap().iter().all(|s| s["replica"].is_string()), "{cluster}");
+    let out = Command::new(repo().join("target/debug/slotctl")).args(["--timeout", "60", "switchover", "s1"]).output().unwrap();
+    assert!(out.status.success(), "switchover: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("switched over shard s1"), "{}", String::from_utf8_lossy(&out.stdout));
+    for (i, port) in [6033, 6034, 6035].into_iter().enumerate() {
+        let url = format!("mysql://demo:demo@127.0.0.1:{port}/demo?prefer_socket=false");
+        let mut c = Conn::new(Opts::from_url(&url).unwrap()).await.unwrap();
+        for k in 0..20i64 {
+            let id = 1000 + 100 * i as i64 + k;
+            c.query_drop(format!("INSERT INTO users (id, name, country) VALUES ({id}, 'v{id}', 'fr')")).await.unwrap();
+        }
+    }
+    let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM users WHERE id >= 1000").await.unwrap();
+    assert_eq!(n, Some(60), "writes after the switchover reach every shard");
     let bad = Conn::new(Opts::from_url("mysql://demo:wrong@127.0.0.1:6033/demo?prefer_socket=false").unwrap()).await.unwrap_err();
     assert!(matches!(bad, mysql_async::Error::Server(ref e) if e.code == 1045), "{bad:?}");
 }
