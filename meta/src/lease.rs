@@ -28,7 +28,7 @@ pub struct LeaseTable {
 #[derive(Default)]
 struct Table {
     renewed: HashMap<NodeId, Instant>,
-    acks: HashMap<u64, BTreeSet<NodeId>>,
+    acks: std::collections::BTreeMap<u64, BTreeSet<NodeId>>,
     leader_since: Option<Instant>,
 }
 
@@ -52,14 +52,16 @@ impl LeaseTable {
         t.acks.entry(version).or_default().insert(node);
         // Keep only recent prepare versions.
         if t.acks.len() > 64 {
-            if let Some(oldest) = t.acks.keys().min().copied() {
+            if let Some(oldest) = t.acks.keys().next().copied() {
                 t.acks.remove(&oldest);
             }
         }
     }
 
+    /// Members that acknowledged `version` or a later one (a member that applied the prepare
+    /// together with later entries acknowledges the version it published).
     pub fn acked(&self, version: u64) -> BTreeSet<NodeId> {
-        self.lock().acks.get(&version).cloned().unwrap_or_default()
+        self.lock().acks.range(version..).flat_map(|(_, nodes)| nodes.iter().copied()).collect()
     }
 
     /// Notes whether this node leads now; forgets everything when it stops leading.

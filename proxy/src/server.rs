@@ -134,6 +134,7 @@ impl Node {
                 password: password.clone(),
                 backends: backends.clone(),
                 metrics: metrics.clone(),
+                active: Default::default(),
             }),
         };
         if let (Some(sw), Some(m)) = (&admin_state.switchover, &config.meta) {

@@ -31,6 +31,7 @@ fn gtid_score(pos: &str) -> u64 {
 
 impl Switchover {
     pub async fn failover(&self, shard_id: &str) -> Result<SwitchoverReply, String> {
+        let _active = super::switchover::Active::new(&self.active);
         let t = self.meta.current().topology.clone().ok_or("the cluster has no topology yet")?;
         let shard = t.shards.iter().find(|s| s.id == shard_id).ok_or_else(|| format!("unknown shard {shard_id:?}"))?;
         if shard.replicas.is_empty() {
@@ -73,7 +74,7 @@ impl Switchover {
         self.meta.wait_acks(prepare, deadline).await?;
         // Fence: a primary that still answers must not take writes any more.
         if let Ok(mut c) = self.connect(old, Duration::from_secs(1)).await {
-            let _ = c.query_drop("SET GLOBAL read_only = ON").await;
+            let _ = self.fence(&mut c, old, Duration::from_secs(2)).await;
         }
         let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
         let mut best: Option<(u64, String)> = None;
@@ -114,6 +115,7 @@ impl Switchover {
 /// Pings the primaries from the meta leader and fails over a dead one; see the module docs.
 pub async fn health_loop(sw: Switchover, interval: Duration, threshold: u32, cancel: CancellationToken) {
     let mut failures: HashMap<String, u32> = HashMap::new();
+    let mut frozen_seen: HashMap<String, Instant> = HashMap::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -121,9 +123,22 @@ pub async fn health_loop(sw: Switchover, interval: Duration, threshold: u32, can
         }
         if !sw.meta.is_leader() {
             failures.clear();
+            frozen_seen.clear();
             continue;
         }
         let Some(t) = sw.meta.current().topology.clone() else { continue };
+        // A freeze whose cutover died with an earlier leader: roll it back.
+        frozen_seen.retain(|s, _| t.is_frozen(s));
+        for shard in &t.frozen {
+            let since = *frozen_seen.entry(shard.clone()).or_insert_with(Instant::now);
+            let idle = sw.active.load(std::sync::atomic::Ordering::SeqCst) == 0;
+            if idle && since.elapsed() > sw.meta.cutover_budget() * 2 {
+                tracing::warn!(%shard, "shard frozen by a cutover nobody runs any more: unfreezing");
+                if sw.submit(TopologyCommand::Unfreeze { shard: shard.clone() }).await.is_ok() {
+                    sw.metrics.cutover().cutover("switchover", "rolled_back");
+                }
+            }
+        }
         for shard in t.shards.iter().filter(|s| !s.replicas.is_empty() && !t.is_frozen(&s.id)) {
             let alive = match sw.connect(&shard.primary, interval.max(Duration::from_millis(500))).await {
                 Ok(mut c) => c.query_drop("SELECT 1").await.is_ok(),

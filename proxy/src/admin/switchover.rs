@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use slotgate_meta::MetaNode;
 use slotgate_shared::api::CommandRequest;
 use slotgate_shared::TopologyCommand;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +53,24 @@ pub struct Switchover {
     pub password: String,
     pub backends: Backends,
     pub metrics: Metrics,
+    /// Cutovers this node is running now (the health check leaves their freezes alone).
+    pub active: Arc<AtomicUsize>,
+}
+
+/// Counts a running cutover while alive.
+pub(super) struct Active(Arc<AtomicUsize>);
+
+impl Active {
+    pub(super) fn new(count: &Arc<AtomicUsize>) -> Active {
+        count.fetch_add(1, Ordering::SeqCst);
+        Active(count.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Switchover {
@@ -76,6 +96,7 @@ impl Switchover {
 
     /// Runs the switchover (this node must be the meta leader).
     pub async fn run(&self, req: &SwitchoverRequest) -> Result<SwitchoverReply, String> {
+        let _active = Active::new(&self.active);
         let t = self.meta.current().topology.clone().ok_or("the cluster has no topology yet")?;
         let shard = t.shards.iter().find(|s| s.id == req.shard).ok_or_else(|| format!("unknown shard {:?}", req.shard))?;
         let old = shard.primary.clone();
@@ -126,7 +147,7 @@ impl Switchover {
         self.meta.wait_acks(prepare, deadline).await?;
         let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
         let mut oldc = self.connect(old, left()).await?;
-        oldc.query_drop("SET GLOBAL read_only = ON").await.map_err(|e| format!("{old}: read_only: {e}"))?;
+        self.fence(&mut oldc, old, left()).await?;
         let pos: Option<String> = oldc.query_first("SELECT @@gtid_binlog_pos").await.map_err(|e| format!("{old}: {e}"))?;
         let pos = pos.unwrap_or_default();
         let mut newc = self.connect(new, left()).await?;
@@ -139,6 +160,28 @@ impl Switchover {
             newc.query_drop(sql).await.map_err(|e| format!("{new}: {sql}: {e}"))?;
         }
         Ok(())
+    }
+
+    /// Makes `addr` refuse writes: `read_only=ON`, then ends every other session of the
+    /// backend account there (that account may write despite `read_only` when it holds
+    /// READ_ONLY ADMIN) and waits until they are gone, so no late commit follows.
+    pub(super) async fn fence(&self, c: &mut Conn, addr: &str, within: Duration) -> Result<(), String> {
+        let work = async {
+            c.query_drop("SET GLOBAL read_only = ON").await.map_err(|e| format!("{addr}: read_only: {e}"))?;
+            let list = "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = SUBSTRING_INDEX(CURRENT_USER(), '@', 1) AND ID <> CONNECTION_ID() AND COMMAND NOT LIKE 'Binlog Dump%'";
+            let ids: Vec<u64> = c.query(list).await.map_err(|e| format!("{addr}: {e}"))?;
+            for id in ids {
+                let _ = c.query_drop(format!("KILL CONNECTION {id}")).await;
+            }
+            loop {
+                let left: Vec<u64> = c.query(list).await.map_err(|e| format!("{addr}: {e}"))?;
+                if left.is_empty() {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(within, work).await.map_err(|_| format!("{addr}: fencing did not finish in time"))?
     }
 
     pub(super) async fn repoint(&self, replica: &str, primary: &str, use_gtid: &str) -> Result<(), String> {

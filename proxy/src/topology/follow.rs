@@ -31,6 +31,17 @@ pub struct Follower {
 
 pub async fn follow_meta(mut state: watch::Receiver<Arc<MetaState>>, f: Follower) {
     let mut frozen_since: HashMap<String, Instant> = HashMap::new();
+    // A node (re)started while a shard is frozen drains and acknowledges it too.
+    let start = f.handle.load();
+    if !start.frozen.is_empty() {
+        for shard in &start.frozen {
+            frozen_since.insert(shard.clone(), Instant::now());
+        }
+        if let Some(meta) = f.meta.clone() {
+            let (backends, metrics) = (f.backends.clone(), f.metrics.clone());
+            tokio::spawn(drain_and_ack(meta, backends, metrics, start.frozen.clone(), start.version, f.drain_timeout));
+        }
+    }
     loop {
         let current = state.borrow_and_update().clone();
         if let Some(t) = &current.topology {
