@@ -6,7 +6,8 @@
 //! - `frozen`: prepare committed → cutover committed, as the leader measured it;
 //! - `pause`: for each switchover, the longest single INSERT any writer saw while it ran
 //!   (what an application notices);
-//! and checks that no writer saw an error and every acknowledged row is on the final primary.
+//!
+//! It also checks that no writer saw an error and every acknowledged row is on the final primary.
 //!
 //! Usage: `cargo run --release -p slotgate-bench --bin switchover_pause [-- N]` (default 20).
 

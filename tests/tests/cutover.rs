@@ -148,7 +148,7 @@ async fn a_switchover_that_exceeds_its_budget_rolls_back_and_traffic_resumes() -
     assert!(started.elapsed() < Duration::from_secs(15), "bounded by the cutover budget");
     // The old primary stays primary, writable, unfrozen; clients write through every node.
     assert!(!read_only(&p).await?);
-    let (_, topo) = c.get(0, "/topology").await?;
+    let (_, topo) = c.get(0, "/topology?linearizable=true").await?;
     assert_eq!(topo["shards"][0]["primary"], json!(p.addr()), "{topo}");
     assert_eq!(topo["frozen"], json!([]), "{topo}");
     for i in 0..3 {
@@ -258,21 +258,23 @@ async fn resilient_writer(url: String, w: i64, stop: Arc<AtomicBool>, after: Arc
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_dead_primary_fails_over_without_losing_acknowledged_writes() -> anyhow::Result<()> {
-    // Semi-synchronous replication (AFTER_SYNC): a commit is acknowledged once a replica has it.
+async fn a_switchover_then_a_dead_primary_lose_no_acknowledged_write() -> anyhow::Result<()> {
+    // Semi-synchronous replication (AFTER_SYNC): a commit is acknowledged once a replica has
+    // it. A switchover carries the setting to the new primary and repoints the old one as a
+    // semi-sync replica.
     let (p, r) = MariaDb::start_with_replica().await?;
-    let mut pc = p.root_conn().await?;
     for sql in [
         "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
         "SET GLOBAL rpl_semi_sync_master_timeout = 60000",
         "SET GLOBAL rpl_semi_sync_master_enabled = ON",
     ] {
-        pc.query_drop(sql).await?;
+        p.root_conn().await?.query_drop(sql).await?;
     }
     let mut rc = r.root_conn().await?;
     for sql in ["SET GLOBAL rpl_semi_sync_slave_enabled = ON", "STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD"] {
         rc.query_drop(sql).await?;
     }
+    let mut pc = p.root_conn().await?;
     let deadline = Instant::now() + SECS;
     loop {
         let on: Option<(String, String)> = pc.query_first("SHOW STATUS LIKE 'Rpl_semi_sync_master_clients'").await?;
@@ -294,8 +296,13 @@ async fn a_dead_primary_fails_over_without_losing_acknowledged_writes() -> anyho
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // First a planned switchover to r under the writers, then r (now primary) crashes.
+    let (s, v) = switchover(&c, 1, &r.addr()).await?;
+    assert_eq!(s, 200, "{v}");
+    all_at(&c, v["version"].as_u64().unwrap_or(0)).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // Crash the primary (SIGKILL), as a host failure would.
-    let pid_file: Option<String> = p.root_conn().await?.query_first("SELECT @@pid_file").await?;
+    let pid_file: Option<String> = r.root_conn().await?.query_first("SELECT @@pid_file").await?;
     let pid = std::fs::read_to_string(pid_file.unwrap_or_default())?.trim().to_string();
     let killed = std::process::Command::new("kill").args(["-9", &pid]).status()?;
     assert!(killed.success());
@@ -304,7 +311,7 @@ async fn a_dead_primary_fails_over_without_losing_acknowledged_writes() -> anyho
     let deadline = Instant::now() + Duration::from_secs(40);
     let version = loop {
         let (_, topo) = c.get(0, "/topology").await?;
-        if topo["shards"][0]["primary"] == json!(r.addr()) && topo["frozen"] == json!([]) {
+        if topo["shards"][0]["primary"] == json!(p.addr()) && topo["frozen"] == json!([]) {
             break topo["version"].as_u64().unwrap_or(0);
         }
         assert!(Instant::now() < deadline, "no failover: {topo}");
@@ -321,13 +328,13 @@ async fn a_dead_primary_fails_over_without_losing_acknowledged_writes() -> anyho
         late += l;
     }
     assert!(late > 0, "writes go on through every node after the failover");
-    let rows: Vec<i64> = r.conn().await?.query("SELECT id FROM co.t ORDER BY id").await?;
+    let rows: Vec<i64> = p.conn().await?.query("SELECT id FROM co.t ORDER BY id").await?;
     acked.sort_unstable();
     let missing: Vec<_> = acked.iter().filter(|id| rows.binary_search(id).is_err()).collect();
     assert!(missing.is_empty(), "acknowledged writes lost in the failover: {missing:?}");
-    assert!(!read_only(&r).await?);
+    assert!(!read_only(&p).await?);
     let (_, topo) = c.get(1, "/topology").await?;
-    assert!(!topo["shards"][0]["replicas"].as_array().into_iter().flatten().any(|x| *x == json!(p.addr())), "the dead primary left the topology: {topo}");
+    assert!(!topo["shards"][0]["replicas"].as_array().into_iter().flatten().any(|x| *x == json!(r.addr())), "the dead primary left the topology: {topo}");
     let text = c.metrics(c.wait_leader(SECS).await?).await?;
     assert_eq!(slotgate_tests::proxy::sample(&text, "slotgate_failover_total"), 1.0, "{text}");
     Ok(())

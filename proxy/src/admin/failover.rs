@@ -43,11 +43,11 @@ impl Switchover {
         let frozen_at = Instant::now();
         let chosen = self.promote_best(prepare, &old, &replicas, deadline).await;
         let done = match &chosen {
-            Ok(new) => self.submit(TopologyCommand::Cutover { shard: shard_id.to_string(), primary: new.clone(), drop_old: true }).await,
+            Ok((new, _)) => self.submit(TopologyCommand::Cutover { shard: shard_id.to_string(), primary: new.clone(), drop_old: true }).await,
             Err(e) => Err(e.clone()),
         };
-        let (new, version) = match (chosen, done) {
-            (Ok(new), Ok(v)) => (new, v),
+        let (new, semisync, version) = match (chosen, done) {
+            (Ok((new, semisync)), Ok(v)) => (new, semisync, v),
             (_, Err(e)) => {
                 let undo = self.submit(TopologyCommand::Unfreeze { shard: shard_id.to_string() }).await;
                 self.metrics.cutover().cutover("failover", "rolled_back");
@@ -61,7 +61,7 @@ impl Switchover {
         self.metrics.cutover().cutover("failover", "committed");
         self.metrics.cutover().failovers.increment(1);
         for r in replicas.iter().filter(|r| **r != new) {
-            if let Err(e) = self.repoint(r, &new, "slave_pos").await {
+            if let Err(e) = self.repoint(r, &new, "slave_pos", semisync).await {
                 tracing::warn!(replica = %r, new_primary = %new, error = %e, "could not repoint a replica; do it by hand");
             }
         }
@@ -70,7 +70,7 @@ impl Switchover {
         Ok(SwitchoverReply { shard: shard_id.to_string(), old_primary: old, new_primary: new, version, frozen_ms })
     }
 
-    async fn promote_best(&self, prepare: u64, old: &str, replicas: &[String], deadline: Instant) -> Result<String, String> {
+    async fn promote_best(&self, prepare: u64, old: &str, replicas: &[String], deadline: Instant) -> Result<(String, bool), String> {
         self.meta.wait_acks(prepare, deadline).await?;
         // Fence: a primary that still answers must not take writes any more.
         if let Ok(mut c) = self.connect(old, Duration::from_secs(1)).await {
@@ -87,10 +87,20 @@ impl Switchover {
         }
         let (_, new) = best.ok_or("no replica answered")?;
         let mut c = self.connect(&new, left()).await?;
-        for sql in ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF"] {
+        let semisync = super::switchover::SemiSync::of_replica(&mut c).await;
+        for sql in ["STOP SLAVE", "RESET SLAVE ALL"] {
             c.query_drop(sql).await.map_err(|e| format!("{new}: {sql}: {e}"))?;
         }
-        Ok(new)
+        // Semi-sync only when a replica remains to acknowledge (else every commit would wait
+        // out the semi-sync timeout).
+        let semisync = semisync.filter(|_| replicas.len() > 1);
+        if let Some(s) = &semisync {
+            s.make_primary(&mut c).await;
+        } else {
+            let _ = c.query_drop("SET GLOBAL rpl_semi_sync_master_enabled = OFF").await;
+        }
+        c.query_drop("SET GLOBAL read_only = OFF").await.map_err(|e| format!("{new}: read_only: {e}"))?;
+        Ok((new, semisync.is_some()))
     }
 
     /// Stops fetching from the dead primary, applies everything already received, returns the

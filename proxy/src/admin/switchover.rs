@@ -112,8 +112,9 @@ impl Switchover {
         let prepare = self.submit(TopologyCommand::Freeze { shard: req.shard.clone() }).await?;
         let frozen_at = Instant::now();
         let promoted = self.promote(prepare, &old, &new, deadline).await;
+        let semisync = promoted.as_ref().ok().and_then(|s| s.is_some().then_some(true)).unwrap_or(false);
         let version = match promoted {
-            Ok(()) => self.submit(TopologyCommand::Cutover { shard: req.shard.clone(), primary: new.clone(), drop_old: false }).await,
+            Ok(_) => self.submit(TopologyCommand::Cutover { shard: req.shard.clone(), primary: new.clone(), drop_old: false }).await,
             Err(e) => Err(e),
         };
         let version = match version {
@@ -135,7 +136,7 @@ impl Switchover {
         self.metrics.cutover().cutover("switchover", "committed");
         // Repoint the rest after the cutover: they only follow, nobody writes to them.
         for (addr, pos) in others.iter().map(|r| (r, "slave_pos")).chain(std::iter::once((&old, "current_pos"))) {
-            if let Err(e) = self.repoint(addr, &new, pos).await {
+            if let Err(e) = self.repoint(addr, &new, pos, semisync).await {
                 tracing::warn!(replica = %addr, new_primary = %new, error = %e, "could not repoint a replica; do it by hand");
             }
         }
@@ -143,11 +144,14 @@ impl Switchover {
         Ok(SwitchoverReply { shard: req.shard.clone(), old_primary: old, new_primary: new, version, frozen_ms })
     }
 
-    async fn promote(&self, prepare: u64, old: &str, new: &str, deadline: Instant) -> Result<(), String> {
+    /// Returns whether the old primary used semi-synchronous replication (then so does the
+    /// new one, and the others are repointed as semi-sync replicas).
+    async fn promote(&self, prepare: u64, old: &str, new: &str, deadline: Instant) -> Result<Option<SemiSync>, String> {
         self.meta.wait_acks(prepare, deadline).await?;
         let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
         let mut oldc = self.connect(old, left()).await?;
         self.fence(&mut oldc, old, left()).await?;
+        let semisync = SemiSync::of_primary(&mut oldc).await;
         let pos: Option<String> = oldc.query_first("SELECT @@gtid_binlog_pos").await.map_err(|e| format!("{old}: {e}"))?;
         let pos = pos.unwrap_or_default();
         let mut newc = self.connect(new, left()).await?;
@@ -156,10 +160,14 @@ impl Switchover {
         if caught != Some(0) {
             return Err(format!("replica {new} did not reach the primary's position {pos} within the cutover budget"));
         }
-        for sql in ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF"] {
+        for sql in ["STOP SLAVE", "RESET SLAVE ALL"] {
             newc.query_drop(sql).await.map_err(|e| format!("{new}: {sql}: {e}"))?;
         }
-        Ok(())
+        if let Some(s) = &semisync {
+            s.make_primary(&mut newc).await;
+        }
+        newc.query_drop("SET GLOBAL read_only = OFF").await.map_err(|e| format!("{new}: read_only: {e}"))?;
+        Ok(semisync)
     }
 
     /// Makes `addr` refuse writes: `read_only=ON`, then ends every other session of the
@@ -184,7 +192,7 @@ impl Switchover {
         tokio::time::timeout(within, work).await.map_err(|_| format!("{addr}: fencing did not finish in time"))?
     }
 
-    pub(super) async fn repoint(&self, replica: &str, primary: &str, use_gtid: &str) -> Result<(), String> {
+    pub(super) async fn repoint(&self, replica: &str, primary: &str, use_gtid: &str, semisync: bool) -> Result<(), String> {
         let (host, port) = parse_host_port(primary)?;
         let mut c = self.connect(replica, Duration::from_secs(5)).await?;
         let q = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
@@ -197,7 +205,53 @@ impl Switchover {
         for sql in ["STOP SLAVE", "SET GLOBAL read_only = ON"] {
             c.query_drop(sql).await.map_err(|e| format!("{sql}: {e}"))?;
         }
+        if semisync {
+            // A replica must not wait for semi-sync acks of its own (it would stall applying).
+            let _ = c.query_drop("SET GLOBAL rpl_semi_sync_master_enabled = OFF").await;
+            let _ = c.query_drop("SET GLOBAL rpl_semi_sync_slave_enabled = ON").await;
+        }
         c.query_drop(change).await.map_err(|e| format!("CHANGE MASTER: {e}"))?;
         c.query_drop("START SLAVE").await.map_err(|e| format!("START SLAVE: {e}"))
+    }
+}
+
+/// Semi-synchronous replication settings carried from an old primary to the new one.
+#[derive(Debug, Clone)]
+pub(super) struct SemiSync {
+    wait_point: String,
+    timeout_ms: u64,
+}
+
+impl SemiSync {
+    /// The primary's settings when it has semi-sync enabled (`None` otherwise or when the
+    /// server has no semi-sync support).
+    pub(super) async fn of_primary(c: &mut Conn) -> Option<SemiSync> {
+        Self::read(c, "rpl_semi_sync_master_enabled").await
+    }
+
+    /// Settings for a promoted replica that had the semi-sync replica side on.
+    pub(super) async fn of_replica(c: &mut Conn) -> Option<SemiSync> {
+        Self::read(c, "rpl_semi_sync_slave_enabled").await
+    }
+
+    async fn read(c: &mut Conn, enabled_var: &str) -> Option<SemiSync> {
+        let sql = format!("SELECT @@{enabled_var}, @@rpl_semi_sync_master_wait_point, @@rpl_semi_sync_master_timeout");
+        let row: Option<(i64, String, u64)> = c.query_first(sql).await.ok().flatten();
+        row.filter(|r| r.0 == 1).map(|(_, wait_point, timeout_ms)| SemiSync { wait_point, timeout_ms })
+    }
+
+    /// Turns the primary side on (best effort: logged, never fatal).
+    pub(super) async fn make_primary(&self, c: &mut Conn) {
+        let wait_point = if self.wait_point.eq_ignore_ascii_case("AFTER_COMMIT") { "AFTER_COMMIT" } else { "AFTER_SYNC" };
+        for sql in [
+            "SET GLOBAL rpl_semi_sync_slave_enabled = OFF".to_string(),
+            format!("SET GLOBAL rpl_semi_sync_master_wait_point = {wait_point}"),
+            format!("SET GLOBAL rpl_semi_sync_master_timeout = {}", self.timeout_ms),
+            "SET GLOBAL rpl_semi_sync_master_enabled = ON".to_string(),
+        ] {
+            if let Err(e) = c.query_drop(&sql).await {
+                tracing::warn!(error = %e, %sql, "semi-sync setting not applied on the new primary");
+            }
+        }
     }
 }
