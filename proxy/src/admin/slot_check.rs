@@ -37,7 +37,10 @@ impl MetaHooks for NodeHooks {
 impl NodeHooks {
     async fn slots_empty(&self, t: &Topology, slots: &[SlotRange], to: &str) -> Result<(), String> {
         let mut by_source: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
-        for slot in SlotRange::expand(slots).filter(|s| *s < t.slot_count) {
+        // Slots past the end are refused by the command itself; never iterate beyond it.
+        let last = t.slot_count.saturating_sub(1);
+        let clamped: Vec<SlotRange> = slots.iter().filter(|r| r.first <= last).map(|r| SlotRange { first: r.first, last: r.last.min(last) }).collect();
+        for slot in SlotRange::expand(&clamped) {
             let owner = t.shard_of_slot(slot);
             if t.shards.get(owner).is_some_and(|s| s.id != to) {
                 by_source.entry(owner).or_default().push(slot);
