@@ -21,6 +21,11 @@ if ! python3 -c 'import pymysql, sqlalchemy' >/dev/null 2>&1; then
   python3 -c 'import pymysql, sqlalchemy'
 fi
 
+# The binaries the demo and slotctl tests run, built before the tests start so that they do
+# not compile while other tests load the machine.
+echo "== cargo build -p slotgate-proxy -p slotctl"
+cargo build -p slotgate-proxy -p slotctl
+
 if cargo nextest --version >/dev/null 2>&1; then
   profile=()
   # CI sets CI=true; use the repo's `ci` nextest profile when there is one.
