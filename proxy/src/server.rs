@@ -132,7 +132,6 @@ impl Node {
                 meta: m,
                 backend: config.backend.clone(),
                 password: password.clone(),
-                backends: backends.clone(),
                 metrics: metrics.clone(),
                 active: Default::default(),
             }),

@@ -13,7 +13,6 @@
 //! Any failure before step 3 rolls back: the old primary is writable again and the shard is
 //! unfrozen, so held work resumes on it. Clients see a pause, not an error.
 
-use crate::backend::Backends;
 use crate::config::{parse_host_port, BackendConfig};
 use crate::metrics::Metrics;
 use mysql_async::prelude::Queryable;
@@ -51,7 +50,6 @@ pub struct Switchover {
     pub meta: MetaNode,
     pub backend: BackendConfig,
     pub password: String,
-    pub backends: Backends,
     pub metrics: Metrics,
     /// Cutovers this node is running now (the health check leaves their freezes alone).
     pub active: Arc<AtomicUsize>,
