@@ -19,6 +19,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use slotgate_shared::api::{AddMember, ApiError, CommandRequest};
+use slotgate_shared::TopologyCommand;
 
 use crate::error::MetaError;
 use crate::network::same_secret;
@@ -101,9 +102,24 @@ async fn command(State(s): State<ApiState>, body: Result<Json<CommandRequest>, a
         Ok(b) => b,
         Err(e) => return error(MetaError::BadRequest(format!("bad command: {}", e.body_text()))),
     };
+    if let Some(use_instead) = protocol_step(&req.command) {
+        return error(MetaError::Refused(format!(
+            "{} is a step of the cutover protocol (prepare, drain, acknowledge, commit) and cannot be sent on its own: use {use_instead}",
+            req.command.kind()
+        )));
+    }
     match s.node.submit(req).await {
         Ok(reply) => Json(reply).into_response(),
         Err(e) => error(e),
+    }
+}
+
+/// Commands that only the cutover protocol may propose (a rollback stays open to operators).
+fn protocol_step(command: &TopologyCommand) -> Option<&'static str> {
+    match command {
+        TopologyCommand::FreezeSlots { .. } | TopologyCommand::AssignSlots { .. } => Some("`slotctl slots assign` (POST /slots/move)"),
+        TopologyCommand::Freeze { .. } | TopologyCommand::Cutover { .. } => Some("`slotctl switchover` or `slotctl failover`"),
+        _ => None,
     }
 }
 

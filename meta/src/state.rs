@@ -135,7 +135,7 @@ mod tests {
     fn retry_is_not_reapplied_and_refusals_change_nothing() {
         let mut s = MetaState::default();
         assert_eq!(s.apply(&req("i", init())).version, 1);
-        let assign = TopologyCommand::AssignSlots { slots: vec![SlotRange { first: 0, last: 0 }], to: "b".into() };
+        let assign = TopologyCommand::FreezeSlots { slots: vec![SlotRange { first: 0, last: 0 }], to: "b".into() };
         let r = s.apply(&req("x", assign.clone()));
         assert_eq!((r.version, r.refused.as_deref(), r.retried), (2, None, false));
         let again = s.apply(&req("x", assign));

@@ -24,6 +24,7 @@ pub mod codes {
     pub const ER_STATEMENT_TIMEOUT: u16 = 1969;
     pub const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
     pub const ER_SERVER_SHUTDOWN: u16 = 1053;
+    pub const ER_LOCK_DEADLOCK: u16 = 1213;
     pub const CR_CONN_HOST_ERROR: u16 = 2003;
     pub const CR_SERVER_LOST: u16 = 2013;
 }
@@ -212,11 +213,23 @@ impl From<crate::backend::BackendError> for ClientError {
                 b"70100",
                 format!("Query execution was interrupted: shard {shard} ({addr}) did not answer within {timeout_ms} ms (backend.query_timeout_ms)"),
             ),
-            B::Frozen { shard, window_ms } => ClientError::new(
+            B::Frozen { what, window_ms } => ClientError::new(
                 ErrorKind::Timeout,
                 codes::ER_LOCK_WAIT_TIMEOUT,
                 b"HY000",
-                format!("Lock wait timeout exceeded: shard {shard} is being cut over (switchover or failover) and stayed frozen longer than {window_ms} ms; retry the statement"),
+                format!("Lock wait timeout exceeded: {what} is being cut over (switchover, failover or slot move) and stayed frozen longer than {window_ms} ms (node.buffer_window_ms); retry the statement"),
+            ),
+            B::BufferFull { what, limit } => ClientError::new(
+                ErrorKind::Overload,
+                codes::ER_LOCK_WAIT_TIMEOUT,
+                b"HY000",
+                format!("Lock wait timeout exceeded: {what} is being cut over and this node already holds {limit} statements for it (node.buffer_max_statements); retry the statement"),
+            ),
+            B::CutoverAborted { shard } => ClientError::new(
+                ErrorKind::Timeout,
+                codes::ER_LOCK_DEADLOCK,
+                b"40001",
+                format!("Deadlock found when trying to get lock; try restarting transaction: a topology cutover on shard {shard} (slot move, switchover or failover) rolled this transaction back; retry it"),
             ),
         }
     }

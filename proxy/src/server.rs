@@ -71,7 +71,7 @@ impl Node {
     pub async fn start_with(config: Config, users: Users, options: NodeOptions) -> Result<NodeHandle, NodeError> {
         let metrics = Metrics::new();
         let password = config.backend_password()?;
-        let backends = Backends::new(&config.backend, &password, &metrics, Duration::from_millis(config.node.buffer_window_ms));
+        let backends = Backends::new(&config.backend, &password, &metrics, Duration::from_millis(config.node.buffer_window_ms), config.node.buffer_max_statements);
         let tls = match &config.tls {
             Some(t) => Some(load_tls(&t.cert, &t.key)?),
             None => None,

@@ -39,6 +39,12 @@ impl SlotRange {
         Ok(out)
     }
 
+    /// `"0-511,600"`: the list form [`SlotRange::parse_list`] reads.
+    pub fn format_list(ranges: &[SlotRange]) -> String {
+        let one = |r: &SlotRange| if r.first == r.last { r.first.to_string() } else { format!("{}-{}", r.first, r.last) };
+        ranges.iter().map(one).collect::<Vec<_>>().join(",")
+    }
+
     /// Every slot of every range, in order.
     pub fn expand(ranges: &[SlotRange]) -> impl Iterator<Item = u32> + '_ {
         ranges.iter().flat_map(|r| r.first..=r.last)
@@ -59,7 +65,12 @@ pub enum TopologyCommand {
     RemoveReplica { shard: String, addr: String },
     SetShardState { shard: String, state: ShardState },
     /// Gives `slots` to shard `to`.
+    /// Commit of a prepared slot move (see `FreezeSlots`): the slots now belong to `to`.
     AssignSlots { slots: Vec<SlotRange>, to: String },
+    /// Prepare of a slot move: proxies hold new work on these slots and drain what is in flight.
+    FreezeSlots { slots: Vec<SlotRange>, to: String },
+    /// A slot move rolled back: work resumes where the slots were.
+    UnfreezeSlots { slots: Vec<SlotRange>, to: String },
     /// Makes `primary` the shard's primary. If it was a replica it leaves the replica list; the
     /// old primary becomes a replica unless `drop_old`.
     SetPrimary { shard: String, primary: String, #[serde(default)] drop_old: bool },
@@ -99,7 +110,7 @@ fn invalid(msg: impl Into<String>) -> CommandError {
 
 impl TopologyCommand {
     /// Every value [`TopologyCommand::kind`] returns.
-    pub const KINDS: [&'static str; 13] = [
+    pub const KINDS: [&'static str; 15] = [
         "init",
         "add_shard",
         "remove_shard",
@@ -113,6 +124,8 @@ impl TopologyCommand {
         "freeze",
         "unfreeze",
         "cutover",
+        "freeze_slots",
+        "unfreeze_slots",
     ];
 
     /// A short name of the command, used in history and as a metric label.
@@ -131,6 +144,8 @@ impl TopologyCommand {
             TopologyCommand::Freeze { .. } => "freeze",
             TopologyCommand::Unfreeze { .. } => "unfreeze",
             TopologyCommand::Cutover { .. } => "cutover",
+            TopologyCommand::FreezeSlots { .. } => "freeze_slots",
+            TopologyCommand::UnfreezeSlots { .. } => "unfreeze_slots",
         }
     }
 
@@ -181,6 +196,9 @@ impl TopologyCommand {
                 let idx = index(&next, shard)?;
                 if idx == next.home as usize {
                     return Err(invalid(format!("shard {shard:?} is the home shard (unsharded tables live there); it cannot be removed")));
+                }
+                if next.moving.iter().any(|m| m.to == *shard) {
+                    return Err(invalid(format!("shard {shard:?} is the target of a slot move in progress; wait for it to finish")));
                 }
                 let owned = next.slots.iter().filter(|o| **o as usize == idx).count();
                 if owned > 0 {
@@ -235,21 +253,9 @@ impl TopologyCommand {
                 }
                 next.shards[idx].state = *state;
             }
-            TopologyCommand::AssignSlots { slots, to } => {
-                let idx = index(&next, to)? as u16;
-                if slots.is_empty() {
-                    return Err(invalid("no slots given"));
-                }
-                for slot in SlotRange::expand(slots) {
-                    if slot >= next.slot_count {
-                        return Err(invalid(format!("slot {slot} does not exist; slots are 0-{}", next.slot_count - 1)));
-                    }
-                    next.slots[slot as usize] = idx;
-                }
-                if next.slots == cur.slots {
-                    return Err(invalid(format!("shard {to:?} already owns every slot given")));
-                }
-            }
+            TopologyCommand::AssignSlots { slots, to } => crate::moves::commit(&mut next, slots, to)?,
+            TopologyCommand::FreezeSlots { slots, to } => crate::moves::freeze(&mut next, slots, to)?,
+            TopologyCommand::UnfreezeSlots { slots, to } => crate::moves::unfreeze(&mut next, slots, to)?,
             TopologyCommand::SetPrimary { shard, primary, drop_old } => {
                 if next.is_frozen(shard) {
                     return Err(invalid(format!("shard {shard:?} is frozen for a cutover; wait for it to finish")));
@@ -411,12 +417,16 @@ mod tests {
         let t2 = TopologyCommand::AddShard { shard: shard("c", 3) }.apply(Some(&t)).unwrap();
         assert_eq!(t2.version, 2);
         let slots = SlotRange::parse_list("4-5,7").unwrap();
-        let t3 = TopologyCommand::AssignSlots { slots: slots.clone(), to: "c".into() }.apply(Some(&t2)).unwrap();
+        let moved = |t: &Topology, slots: Vec<SlotRange>, to: &str| {
+            let p = TopologyCommand::FreezeSlots { slots: slots.clone(), to: to.into() }.apply(Some(t)).unwrap();
+            TopologyCommand::AssignSlots { slots, to: to.into() }.apply(Some(&p)).unwrap()
+        };
+        let t3 = moved(&t2, slots.clone(), "c");
         assert_eq!(t3.slots, vec![0, 0, 0, 0, 2, 2, 1, 2]);
         assert!(TopologyCommand::AssignSlots { slots, to: "c".into() }.apply(Some(&t3)).is_err());
         let refused = TopologyCommand::RemoveShard { shard: "b".into() }.apply(Some(&t3)).unwrap_err();
         assert!(refused.to_string().contains("still owns 1 slots"), "{refused}");
-        let t4 = TopologyCommand::AssignSlots { slots: vec![SlotRange { first: 6, last: 6 }], to: "c".into() }.apply(Some(&t3)).unwrap();
+        let t4 = moved(&t3, vec![SlotRange { first: 6, last: 6 }], "c");
         let t5 = TopologyCommand::RemoveShard { shard: "b".into() }.apply(Some(&t4)).unwrap();
         assert_eq!(t5.shards.len(), 2);
         assert_eq!(t5.slots, vec![0, 0, 0, 0, 1, 1, 1, 1]);

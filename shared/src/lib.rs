@@ -5,9 +5,10 @@
 
 pub mod api;
 pub mod command;
+mod moves;
 pub mod slot;
 pub mod topology;
 
 pub use command::{CommandError, SlotRange, TopologyCommand};
 pub use slot::{slot_of, KeyValue};
-pub use topology::{Shard, ShardState, ShardingRule, Topology, TopologyError};
+pub use topology::{Shard, SlotMove, ShardState, ShardingRule, Topology, TopologyError};

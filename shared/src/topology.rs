@@ -4,6 +4,7 @@
 //! owned by exactly one known shard and every rule names a column. Lookups never fail on a
 //! valid topology. Proxies route a whole statement (or transaction) with one snapshot.
 
+use crate::command::SlotRange;
 use crate::slot::{slot_of, KeyValue};
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +53,14 @@ pub enum TopologyError {
     EmptyRuleName(String),
 }
 
+/// A prepared slot move: its slots are frozen (proxies hold new work on them) until a later
+/// version commits them to `to` or rolls the move back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotMove {
+    pub slots: Vec<SlotRange>,
+    pub to: String,
+}
+
 /// An immutable, versioned snapshot of the cluster's layout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topology {
@@ -67,6 +76,9 @@ pub struct Topology {
     /// them until a later version unfreezes them.
     #[serde(default)]
     pub frozen: Vec<String>,
+    /// Slot moves prepared and not yet committed or rolled back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moving: Vec<SlotMove>,
 }
 
 impl Topology {
@@ -78,7 +90,7 @@ impl Topology {
         let n = shards.len().max(1) as u64;
         let slots = (0..slot_count as u64).map(|s| (s * n / slot_count as u64) as u16).collect();
         let home = shards.iter().position(|s| s.id == home).ok_or_else(|| TopologyError::UnknownShard(home.into()))? as u16;
-        let t = Topology { version: 1, slot_count, slots, shards, rules, home, frozen: vec![] };
+        let t = Topology { version: 1, slot_count, slots, shards, rules, home, frozen: vec![], moving: vec![] };
         t.validate()?;
         Ok(t)
     }
@@ -140,6 +152,43 @@ impl Topology {
     /// Whether shard `id` is frozen for a cutover.
     pub fn is_frozen(&self, id: &str) -> bool {
         self.frozen.iter().any(|f| f == id)
+    }
+
+    /// Whether `slot` is frozen by a prepared move.
+    pub fn is_moving(&self, slot: u32) -> bool {
+        self.moving.iter().any(|m| m.slots.iter().any(|r| r.first <= slot && slot <= r.last))
+    }
+
+    /// This topology as it will be once every prepared move commits (no moves pending). A
+    /// statement routed the same way with both touches no moving slot.
+    pub fn after_moves(&self) -> Topology {
+        let mut next = self.clone();
+        for m in &self.moving {
+            if let Some(idx) = self.shards.iter().position(|s| s.id == m.to) {
+                for slot in SlotRange::expand(&m.slots) {
+                    if let Some(owner) = next.slots.get_mut(slot as usize) {
+                        *owner = idx as u16;
+                    }
+                }
+            }
+        }
+        next.moving.clear();
+        next
+    }
+
+    /// Indices of the shards that own slots of a prepared move now (the moves' sources).
+    pub fn moving_sources(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        for m in &self.moving {
+            for slot in SlotRange::expand(&m.slots) {
+                let owner = self.shard_of_slot(slot);
+                if self.shards.get(owner).is_some_and(|s| s.id != m.to) && !out.contains(&owner) {
+                    out.push(owner);
+                }
+            }
+        }
+        out.sort_unstable();
+        out
     }
 
     pub fn home_index(&self) -> usize {

@@ -161,7 +161,8 @@ struct Slots(Vec<SlotRange>);
 
 #[derive(Subcommand)]
 enum SlotsCmd {
-    /// Give slots to a shard, e.g. `slots assign 0-511,600 --to s1`.
+    /// Give slots to a shard, e.g. `slots assign 0-511,600 --to s1`, through the cutover
+    /// protocol (statements on those slots pause, then go to the new shard).
     Assign {
         /// Slots and slot ranges, comma-separated: 0-511,600.
         #[arg(value_name = "RANGES", value_parser = |s: &str| SlotRange::parse_list(s).map(Slots))]
@@ -273,7 +274,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Switchover { shard, to } => return member::switchover(&ctx, shard, to).await,
         Command::Failover { shard } => return member::failover(&ctx, shard).await,
         Command::Slots(SlotsCmd::Assign { ranges, to, force }) => {
-            return apply(&ctx, TopologyCommand::AssignSlots { slots: ranges.0, to }, force).await;
+            return member::move_slots(&ctx, &ranges.0, to, force).await;
         }
         Command::Shard(ShardCmd::Add { id, primary, replicas }) => {
             TopologyCommand::AddShard { shard: Shard { id, state: ShardState::Active, primary, replicas } }

@@ -28,8 +28,22 @@ pub struct TestCluster<'a> {
     http: reqwest::Client,
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released).
+/// A free TCP port on 127.0.0.1 (bound then released), below Linux's ephemeral range
+/// (32768-60999): a node's admin port is chosen before the node starts (the voters' addresses
+/// name it), and a port from the ephemeral range could meanwhile become the local end of some
+/// outgoing connection.
 pub fn free_port() -> anyhow::Result<u16> {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Start at a spot that depends on the process, so parallel test binaries spread out.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(0, 20000 + (std::process::id() % 600) as u16 * 20, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..2000 {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = 20000 + port.wrapping_sub(20000) % 12000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

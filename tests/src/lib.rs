@@ -3,6 +3,7 @@
 //! `tests/tests/`.
 
 pub mod cluster;
+pub mod load;
 pub mod mariadb;
 pub mod proxy;
 pub mod raw;

@@ -21,24 +21,6 @@ async fn all_at(c: &TestCluster<'_>, v: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writer `w` inserts rows through node `w` until `stop`; returns acknowledged ids and errors.
-async fn writer(url: String, w: i64, stop: Arc<AtomicBool>) -> (Vec<i64>, Vec<String>) {
-    let (mut acked, mut errors) = (Vec::new(), Vec::new());
-    let mut conn = match mysql_async::Conn::new(mysql_async::Opts::from_url(&url).expect("url")).await {
-        Ok(c) => c,
-        Err(e) => return (acked, vec![e.to_string()]),
-    };
-    let mut n = 0i64;
-    while !stop.load(Ordering::Relaxed) {
-        n += 1;
-        let id = w * 1_000_000 + n;
-        match conn.exec_drop("INSERT INTO t (id, w) VALUES (?, ?)", (id, w)).await {
-            Ok(()) => acked.push(id),
-            Err(e) => errors.push(format!("writer {w} id {id}: {e}")),
-        }
-    }
-    (acked, errors)
-}
 
 /// Table `co.t` on primary `p` (replicated to `r`), 3 nodes with `s0` = p and replica r.
 async fn cluster_with_replica<'a>(p: &'a MariaDb, r: &'a MariaDb) -> anyhow::Result<TestCluster<'a>> {
@@ -82,7 +64,7 @@ async fn planned_switchovers_under_load_lose_nothing_and_show_no_error() -> anyh
     let writers: Vec<_> = (0..3)
         .map(|w| {
             let url = c.node(w).map(|n| n.url(Some("co"))).unwrap_or_default();
-            tokio::spawn(writer(url, w as i64, stop.clone()))
+            tokio::spawn(slotgate_tests::load::writer(url, w as i64, stop.clone()))
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -190,8 +172,7 @@ async fn a_node_cut_off_from_the_meta_group_stops_serving_when_its_lease_expires
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Meanwhile the majority moves every slot to s1.
-    let body = json!({"request_id": "move-all-forced", "force": true, "command": {"kind": "assign_slots", "slots": [{"first": 0, "last": 63}], "to": "s1"}});
-    let (s, v) = c.post(other, "/commands", &body).await?;
+    let (s, v) = c.post(other, "/slots/move", &json!({"slots": "0-63", "to": "s1", "force": true})).await?;
     assert_eq!(s, 200, "{v}");
     let moved = v["version"].as_u64().unwrap_or(0);
     c.wait_version(leader, moved, SECS).await?;
@@ -221,7 +202,7 @@ async fn a_node_cut_off_from_the_meta_group_stops_serving_when_its_lease_expires
     Ok(())
 }
 
-/// Like [`writer`] but keeps going after errors (reconnecting if needed); also returns the
+/// Like `slotgate_tests::load::writer` but keeps going after errors (reconnecting if needed); also returns the
 /// ids acknowledged after `after` was set.
 async fn resilient_writer(url: String, w: i64, stop: Arc<AtomicBool>, after: Arc<AtomicBool>) -> (Vec<i64>, usize, usize) {
     let (mut acked, mut errors, mut late) = (Vec::new(), 0usize, 0usize);

@@ -217,7 +217,7 @@ fn key_owned_by(want: u32, skip: i64) -> i64 {
 async fn a_slot_moved_through_one_node_changes_where_another_node_routes() -> anyhow::Result<()> {
     let (a, b) = (MariaDb::start().await?, MariaDb::start().await?);
     let c = TestCluster::start(&[&a, &b], 3, 3, rule_opts()).await?;
-    c.wait_leader(SECS).await?;
+    let leader = c.wait_leader(SECS).await?;
     versions(&c, &[0, 1, 2], 1).await?;
     for s in [&a, &b] {
         s.exec("CREATE DATABASE mg").await?;
@@ -226,9 +226,13 @@ async fn a_slot_moved_through_one_node_changes_where_another_node_routes() -> an
     // A key on s0 whose slot is empty: move that slot to s1 through node 1.
     let k = key_owned_by(0, 1000);
     let slot = slot_of(&KeyValue::Int(k), 64);
-    let (s, r) = c.command(0, "move-1", json!({"kind": "assign_slots", "slots": [{"first": slot, "last": slot}], "to": "s1"})).await?;
-    assert_eq!(s, 200, "{r}");
-    versions(&c, &[1], 2).await?;
+    // Slots move only through the cutover protocol: a bare assign_slots is refused.
+    let (s, r) = c.command(0, "bare", json!({"kind": "assign_slots", "slots": [{"first": slot, "last": slot}], "to": "s1"})).await?;
+    assert_eq!(s, 409, "{r}");
+    assert!(r["error"].as_str().is_some_and(|e| e.contains("slotctl slots assign")), "{r}");
+    let (s, r) = c.post(0, "/slots/move", &json!({"slots": slot.to_string(), "to": "s1"})).await?;
+    assert_eq!((s, r["version"].as_u64()), (200, Some(3)), "prepare at 2, commit at 3: {r}");
+    versions(&c, &[1], 3).await?;
     // Node 2 now routes the key to s1.
     let mut conn = c.node(1)?.conn(Some("mg")).await?;
     conn.query_drop(format!("INSERT INTO t (id, v) VALUES ({k}, 7)")).await?;
@@ -239,15 +243,17 @@ async fn a_slot_moved_through_one_node_changes_where_another_node_routes() -> an
     assert_eq!(v, Some(7));
 
     // A slot that holds rows does not move without --force.
-    let (s, r) = c.command(2, "move-back", json!({"kind": "assign_slots", "slots": [{"first": slot, "last": slot}], "to": "s0"})).await?;
+    let (s, r) = c.post(2, "/slots/move", &json!({"slots": slot.to_string(), "to": "s0"})).await?;
     assert_eq!(s, 409, "{r}");
     assert!(r["error"].as_str().is_some_and(|e| e.contains("1 rows of mg.t on shard \"s1\"")), "{r}");
-    let body = json!({"request_id": "forced", "force": true, "command": {"kind": "assign_slots", "slots": [{"first": slot, "last": slot}], "to": "s0"}});
-    let (s, r) = c.post(2, "/commands", &body).await?;
-    assert_eq!((s, r["version"].as_u64()), (200, Some(3)), "{r}");
-    versions(&c, &[0, 1, 2], 3).await?;
-    let text = c.metrics(2).await?;
-    assert_eq!(slotgate_tests::proxy::sample(&text, "slotgate_topology_commands_total{kind=\"assign_slots\",result=\"refused\"}"), 1.0, "{text}");
-    assert_eq!(slotgate_tests::proxy::sample(&text, "slotgate_topology_commands_total{kind=\"assign_slots\",result=\"applied\"}"), 1.0);
+    let (s, r) = c.post(2, "/slots/move", &json!({"slots": slot.to_string(), "to": "s0", "force": true})).await?;
+    assert_eq!((s, r["version"].as_u64()), (200, Some(5)), "{r}");
+    versions(&c, &[0, 1, 2], 5).await?;
+    // The leader ran the moves: it counted their steps.
+    let text = c.metrics(leader).await?;
+    let count = |kind: &str, result: &str| slotgate_tests::proxy::sample(&text, &format!("slotgate_topology_commands_total{{kind=\"{kind}\",result=\"{result}\"}}"));
+    assert_eq!(count("freeze_slots", "refused"), 1.0, "{text}");
+    assert_eq!((count("freeze_slots", "applied"), count("assign_slots", "applied")), (2.0, 2.0), "{text}");
+    assert_eq!(slotgate_tests::proxy::sample(&text, "slotgate_cutover_total{kind=\"slot_move\",result=\"committed\"}"), 2.0, "{text}");
     Ok(())
 }

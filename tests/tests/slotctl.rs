@@ -79,8 +79,10 @@ async fn slotctl_drives_the_meta_group() -> anyhow::Result<()> {
     assert!(add.stdout.contains("version 2"), "{}", add.stdout);
     let mv = run(&["slots", "assign", "0-3,10", "--to", "s2"]);
     assert_eq!(mv.code, 0, "{}{}", mv.stdout, mv.stderr);
+    // Prepared at version 3, committed at 4.
+    assert!(mv.stdout.contains("version 4"), "{}", mv.stdout);
     for i in 0..3 {
-        c.wait_version(i, 3, SECS).await?;
+        c.wait_version(i, 4, SECS).await?;
     }
     let topo = c.node(1)?.handle().map(|h| h.topology().load()).expect("running");
     for slot in [0u32, 1, 2, 3, 10] {

@@ -7,10 +7,12 @@
 
 mod failover;
 mod slot_check;
+mod slot_move;
 mod switchover;
 
 pub use failover::health_loop;
 pub use slot_check::NodeHooks;
+pub use slot_move::{MoveReply, MoveRequest};
 pub use switchover::{Switchover, SwitchoverReply, SwitchoverRequest};
 
 use crate::backend::Backends;
@@ -44,6 +46,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/switchover", axum::routing::post(switchover))
         .route("/failover", axum::routing::post(failover))
+        .route("/slots/move", axum::routing::post(move_slots))
         .with_state(state)
 }
 
@@ -91,6 +94,11 @@ async fn failover(State(s): State<AdminState>, headers: HeaderMap, body: axum::b
     on_leader(s, headers, body, "/failover").await
 }
 
+/// `POST /slots/move {"slots", "to", "force"?}`: moves slots through the cutover protocol.
+async fn move_slots(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    on_leader(s, headers, body, "/slots/move").await
+}
+
 async fn on_leader(s: AdminState, headers: HeaderMap, body: axum::body::Bytes, path: &str) -> Response {
     if !authorized(&headers, s.token.as_deref()) {
         return json_error(StatusCode::UNAUTHORIZED, "admin token missing or wrong; pass --token or set SLOTGATE_ADMIN_TOKEN");
@@ -98,9 +106,18 @@ async fn on_leader(s: AdminState, headers: HeaderMap, body: axum::body::Bytes, p
     let Some(sw) = &s.switchover else {
         return json_error(StatusCode::BAD_REQUEST, "this node is not part of a meta group ([meta] is not configured)");
     };
-    let req: SwitchoverRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, format!("bad request: {e}")),
+    let bad = |e: serde_json::Error| json_error(StatusCode::BAD_REQUEST, format!("bad request: {e}"));
+    let work = if path == "/slots/move" {
+        match serde_json::from_slice::<MoveRequest>(&body) {
+            Ok(r) => Work::Move(r),
+            Err(e) => return bad(e),
+        }
+    } else {
+        match serde_json::from_slice::<SwitchoverRequest>(&body) {
+            Ok(r) if path == "/failover" => Work::Failover(r),
+            Ok(r) => Work::Switchover(r),
+            Err(e) => return bad(e),
+        }
     };
     if !sw.meta.is_leader() {
         let Some((_, addr)) = sw.meta.leader_addr() else {
@@ -123,11 +140,19 @@ async fn on_leader(s: AdminState, headers: HeaderMap, body: axum::body::Bytes, p
             Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot reach the meta leader at {addr}: {e}; retry")),
         };
     }
-    let result = if path == "/failover" { sw.failover(&req.shard).await } else { sw.run(&req).await };
-    match result {
-        Ok(r) => axum::Json(r).into_response(),
-        Err(e) => json_error(StatusCode::CONFLICT, e),
-    }
+    let result = match work {
+        Work::Failover(r) => sw.failover(&r.shard).await.map(|x| axum::Json(x).into_response()),
+        Work::Switchover(r) => sw.run(&r).await.map(|x| axum::Json(x).into_response()),
+        Work::Move(r) => sw.move_slots(&r).await.map(|x| axum::Json(x).into_response()),
+    };
+    result.unwrap_or_else(|e| json_error(StatusCode::CONFLICT, e))
+}
+
+/// What a leader-only endpoint asks for.
+enum Work {
+    Switchover(SwitchoverRequest),
+    Failover(SwitchoverRequest),
+    Move(MoveRequest),
 }
 
 async fn readyz(State(s): State<AdminState>) -> Response {

@@ -1,7 +1,7 @@
 //! The meta hooks of a slotgate node: before slots move, check on their current owners that
 //! they hold no rows (no online migration yet), and count topology commands.
 //!
-//! Contract: for `assign_slots` without `--force`, every sharded table is counted on each
+//! Contract: for `freeze_slots` (the prepare of a slot move) without `--force`, every sharded table is counted on each
 //! source shard's primary with `CRC32(column) % slot_count IN (moving slots)` — the slot
 //! function operators can run themselves. Any rows, or a shard that cannot be asked, refuse
 //! the command with a sentence that says what to do. Other commands pass.
@@ -23,7 +23,7 @@ impl MetaHooks for NodeHooks {
     fn precheck<'a>(&'a self, current: &'a Topology, command: &'a TopologyCommand) -> HookFuture<'a, Result<(), String>> {
         Box::pin(async move {
             match command {
-                TopologyCommand::AssignSlots { slots, to } => self.slots_empty(current, slots, to).await,
+                TopologyCommand::FreezeSlots { slots, to } => self.slots_empty(current, slots, to).await,
                 _ => Ok(()),
             }
         })

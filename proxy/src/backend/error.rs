@@ -22,9 +22,17 @@ pub enum BackendError {
     /// The backend did not answer within the query timeout.
     #[error("shard {shard} ({addr}) did not answer within {timeout_ms} ms")]
     Timeout { shard: String, addr: String, timeout_ms: u64 },
-    /// The shard stayed frozen for a cutover longer than the buffer window.
-    #[error("shard {shard} stayed frozen for a cutover longer than {window_ms} ms")]
-    Frozen { shard: String, window_ms: u64 },
+    /// The shard (or the slots, `what` says) stayed frozen for a cutover longer than the
+    /// buffer window.
+    #[error("{what} stayed frozen for a cutover longer than {window_ms} ms")]
+    Frozen { what: String, window_ms: u64 },
+    /// The cutover buffer already holds as many statements as it may.
+    #[error("the cutover buffer is full ({limit} statements)")]
+    BufferFull { what: String, limit: usize },
+    /// A cutover aborted the transaction's work on this shard (drain timeout, or slots it
+    /// used moved away).
+    #[error("a cutover aborted the transaction on shard {shard}")]
+    CutoverAborted { shard: String },
 }
 
 impl BackendError {
@@ -38,7 +46,7 @@ impl BackendError {
 
     /// True when the connection that produced this error must not be reused.
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, BackendError::Server { .. } | BackendError::Frozen { .. })
+        !matches!(self, BackendError::Server { .. } | BackendError::Frozen { .. } | BackendError::BufferFull { .. } | BackendError::CutoverAborted { .. })
     }
 }
 

@@ -7,6 +7,7 @@
 //! for nodes no longer named are dropped from the map and closed once their last connection
 //! returns. Must not import `frontend` or `session`.
 
+pub mod buffer;
 pub mod error;
 pub mod pool;
 
@@ -33,8 +34,8 @@ struct Inner {
     frozen: ArcSwap<Vec<String>>,
     /// Bumped on every sync; waiters for a frozen shard watch it.
     synced: tokio::sync::watch::Sender<u64>,
-    /// How long a statement waits for a frozen shard before it is refused.
-    buffer_window: std::time::Duration,
+    /// Statements held for frozen shards and slots.
+    buffer: buffer::Buffer,
     /// Serialises `sync` calls.
     sync_lock: Mutex<()>,
     cfg: BackendConfig,
@@ -44,13 +45,13 @@ struct Inner {
 
 impl Backends {
     /// No pools yet; [`Backends::sync`] opens them.
-    pub fn new(cfg: &BackendConfig, password: &str, metrics: &Metrics, buffer_window: std::time::Duration) -> Backends {
+    pub fn new(cfg: &BackendConfig, password: &str, metrics: &Metrics, buffer_window: std::time::Duration, buffer_max: usize) -> Backends {
         Backends {
             inner: Arc::new(Inner {
                 primaries: ArcSwap::from_pointee(HashMap::new()),
                 frozen: ArcSwap::from_pointee(Vec::new()),
                 synced: tokio::sync::watch::channel(0).0,
-                buffer_window,
+                buffer: buffer::Buffer::new(buffer_window, buffer_max, metrics.cutover().buffered.clone()),
                 sync_lock: Mutex::new(()),
                 cfg: cfg.clone(),
                 password: password.to_string(),
@@ -111,10 +112,10 @@ impl Backends {
         if !self.is_frozen(shard) {
             return Ok(self.primary(shard));
         }
-        let gauge = &self.inner.metrics.cutover().buffered;
-        gauge.increment(1.0);
+        let what = format!("shard {shard}");
+        let held = self.inner.buffer.enter(&what)?;
         let mut rx = self.inner.synced.subscribe();
-        let waited = tokio::time::timeout(self.inner.buffer_window, async {
+        let waited = tokio::time::timeout(self.inner.buffer.window(), async {
             while self.is_frozen(shard) {
                 if rx.changed().await.is_err() {
                     break;
@@ -122,11 +123,16 @@ impl Backends {
             }
         })
         .await;
-        gauge.decrement(1.0);
+        drop(held);
         match waited {
             Ok(()) => Ok(self.primary(shard)),
-            Err(_) => Err(BackendError::Frozen { shard: shard.to_string(), window_ms: self.inner.buffer_window.as_millis() as u64 }),
+            Err(_) => Err(self.inner.buffer.expired(&what)),
         }
+    }
+
+    /// The cutover buffer (statements held for frozen shards or slots).
+    pub fn buffer(&self) -> &buffer::Buffer {
+        &self.inner.buffer
     }
 
     pub fn report_metrics(&self) {

@@ -6,6 +6,12 @@
 //! [`PooledConn::sync`] brings a connection to the state a client session expects before the
 //! session uses it. Waits are bounded by the pool wait timeout: a dead node answers with an
 //! error in time, never a hang.
+//!
+//! Cutover drains: a lent connection carries the topology version its work was routed
+//! with ([`PooledConn::tag`]), so a drain can wait for exactly the work routed before a
+//! prepare ([`NodePool::lent_before`]) and abort what outlives the drain timeout
+//! ([`NodePool::abort`]): its running statement is killed and the session's next use of the
+//! connection answers a retryable error.
 
 use super::error::BackendError;
 use crate::config::BackendConfig;
@@ -38,6 +44,10 @@ pub(super) struct NodeInner {
     pub addr: String,
     pools: [Pool; 2],
     applied: DashMap<u32, Applied>,
+    /// Connection id → topology version its current work was routed with.
+    lent: DashMap<u32, u64>,
+    /// Connections whose work a cutover aborted (until they are dropped).
+    aborted: DashMap<u32, ()>,
     metrics: PoolMetrics,
     wait_timeout: Duration,
     pub query_timeout: Option<Duration>,
@@ -80,6 +90,8 @@ impl NodePool {
                 addr: addr.to_string(),
                 pools: [make(false), make(true)],
                 applied: DashMap::new(),
+                lent: DashMap::new(),
+                aborted: DashMap::new(),
                 metrics,
                 wait_timeout: Duration::from_millis(wait_ms),
                 query_timeout: (cfg.query_timeout_ms > 0).then(|| Duration::from_millis(cfg.query_timeout_ms)),
@@ -133,7 +145,7 @@ impl NodePool {
             reason: e.to_string(),
         })?;
         self.inner.metrics.in_use.increment(1.0);
-        Ok(PooledConn { conn: Some(conn), node: self.inner.clone() })
+        Ok(PooledConn { conn: Some(conn), node: self.inner.clone(), tag: None })
     }
 
     /// Refreshes the pool-size gauges from mysql_async's counters.
@@ -147,6 +159,25 @@ impl NodePool {
     pub fn in_use(&self) -> usize {
         use std::sync::atomic::Ordering::Relaxed;
         self.inner.pools.iter().map(|p| p.metrics().connections_in_use.load(Relaxed)).sum()
+    }
+
+    /// Ids of the connections whose work was routed with a version older than `version`.
+    pub fn lent_before(&self, version: u64) -> Vec<u32> {
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        self.inner.lent.iter().filter(|e| *e.value() < version).map(|e| *e.key()).collect()
+    }
+
+    /// Aborts the work on connections `ids` (a drain timed out): each is marked, so that
+    /// its session answers a retryable error and rolls back, and its running statement is
+    /// killed on the node.
+    pub async fn abort(&self, ids: &[u32]) {
+        for id in ids {
+            self.inner.aborted.insert(*id, ());
+        }
+        let Ok(mut c) = self.acquire(false).await else { return };
+        for id in ids {
+            let _ = tokio::time::timeout(Duration::from_secs(2), c.conn().query_drop(format!("KILL QUERY {id}"))).await;
+        }
     }
 
     pub fn retried(&self) {
@@ -165,6 +196,8 @@ impl NodePool {
 pub struct PooledConn {
     conn: Option<Conn>,
     node: Arc<NodeInner>,
+    /// The topology version this connection's work was routed with (see the module doc).
+    tag: Option<(u32, u64)>,
 }
 
 impl PooledConn {
@@ -183,6 +216,28 @@ impl PooledConn {
 
     pub fn query_timeout(&self) -> Option<Duration> {
         self.node.query_timeout
+    }
+
+    /// Marks the connection as carrying work routed with topology `version`; a connection
+    /// already tagged keeps its older tag unless `renew` (its earlier work is over).
+    pub fn tag(&mut self, version: u64, renew: bool) {
+        if self.tag.is_some() && !renew {
+            return;
+        }
+        let id = self.conn().id();
+        self.tag = Some((id, version));
+        self.node.lent.insert(id, version);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The connection's work is over (statement done outside a transaction).
+    pub fn untag(&mut self) {
+        self.forget();
+    }
+
+    /// Whether a cutover aborted this connection's work (see [`NodePool::abort`]).
+    pub fn aborted(&self) -> bool {
+        self.tag.is_some_and(|(id, _)| self.node.aborted.contains_key(&id))
     }
 
     /// Records how long this shard took to answer a statement.
@@ -236,6 +291,7 @@ impl PooledConn {
 
     /// Closes the connection instead of returning it (it broke or timed out mid-statement).
     pub fn discard(mut self) {
+        self.forget();
         if let Some(conn) = self.conn.take() {
             self.node.applied.remove(&conn.id());
             self.node.metrics.in_use.decrement(1.0);
@@ -246,8 +302,18 @@ impl PooledConn {
     }
 }
 
+impl PooledConn {
+    fn forget(&mut self) {
+        if let Some((id, _)) = self.tag.take() {
+            self.node.lent.remove(&id);
+            self.node.aborted.remove(&id);
+        }
+    }
+}
+
 impl Drop for PooledConn {
     fn drop(&mut self) {
+        self.forget();
         if self.conn.take().is_some() {
             self.node.metrics.in_use.decrement(1.0);
         }

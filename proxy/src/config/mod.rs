@@ -82,6 +82,10 @@ pub struct NodeConfig {
     /// How long a statement on a shard frozen for a cutover waits before ERROR 1205.
     #[serde(default = "default_buffer_window_ms")]
     pub buffer_window_ms: u64,
+    /// How many statements this node holds at most while shards or slots are frozen; more
+    /// are refused at once with ERROR 1205.
+    #[serde(default = "default_buffer_max_statements")]
+    pub buffer_max_statements: usize,
     /// How long in-flight work on a frozen shard may take before this node acknowledges the
     /// cutover anyway (later writes on the demoted primary fail, read-only).
     #[serde(default = "default_drain_timeout_ms")]
@@ -90,6 +94,9 @@ pub struct NodeConfig {
 
 fn default_buffer_window_ms() -> u64 {
     5000
+}
+fn default_buffer_max_statements() -> usize {
+    10_000
 }
 fn default_drain_timeout_ms() -> u64 {
     2000

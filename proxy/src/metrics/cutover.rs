@@ -1,4 +1,4 @@
-//! Metrics of cutovers (switchover, failover) and leases (names defined here, with the rest
+//! Metrics of cutovers (switchover, failover, slot move) and leases (names defined here, with the rest
 //! of the node's metric names in `metrics/mod.rs`).
 //!
 //! Contract: handles are registered once, when the node's [`super::Metrics`] is built.
@@ -14,7 +14,7 @@ pub const LEASE_EXPIRED_TOTAL: &str = "slotgate_lease_expired_total";
 pub const ACKED_VERSION: &str = "slotgate_cutover_acked_version";
 
 /// Kinds of `slotgate_cutover_total`.
-pub const KINDS: [&str; 2] = ["switchover", "failover"];
+pub const KINDS: [&str; 3] = ["switchover", "failover", "slot_move"];
 /// Results of `slotgate_cutover_total`.
 pub const RESULTS: [&str; 3] = ["committed", "rolled_back", "failed"];
 
@@ -32,8 +32,8 @@ pub struct CutoverMetrics {
 impl CutoverMetrics {
     pub(super) fn register(recorder: &PrometheusRecorder) -> CutoverMetrics {
         metrics::with_local_recorder(recorder, || {
-            metrics::describe_histogram!(CUTOVER_FREEZE_SECONDS, "How long a shard stayed frozen for a cutover on this node, seconds.");
-            metrics::describe_gauge!(BUFFERED_STATEMENTS, "Statements waiting for a frozen shard now.");
+            metrics::describe_histogram!(CUTOVER_FREEZE_SECONDS, "How long a shard or a slot move stayed frozen for a cutover on this node, seconds.");
+            metrics::describe_gauge!(BUFFERED_STATEMENTS, "Statements waiting for a frozen shard or moving slots now (bounded by node.buffer_max_statements).");
             metrics::describe_counter!(CUTOVER_TOTAL, "Cutovers this node led, by kind and result.");
             metrics::describe_counter!(FAILOVER_TOTAL, "Failovers this node led (a primary declared dead).");
             metrics::describe_counter!(LEASE_EXPIRED_TOTAL, "Times this node's lease expired and it stopped serving.");

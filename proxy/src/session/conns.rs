@@ -4,6 +4,11 @@
 //! brought to the session's state (database, SETs, last insert id) that has also joined the
 //! open transaction (its BEGIN and SAVEPOINTs replayed). `keep` pins; dropping returns to
 //! the pool. No SQL of the client's is looked at here.
+//!
+//! Every connection handed out is tagged with `version`, the topology version the session
+//! checked its route against (a cutover drain waits for older tags); a transaction's
+//! connections keep their first tag until it ends ([`Conns::untag_idle`]). A pinned
+//! connection whose work a cutover aborted is dropped and answers a retryable error.
 
 use super::state::SessionState;
 use crate::backend::error::bounded;
@@ -20,6 +25,8 @@ pub struct Conns {
     /// the client is busy and given back to the pool once it is idle (see `release_held`).
     held: Option<(String, PooledConn)>,
     pub found_rows: bool,
+    /// The topology version the current statement was checked against.
+    pub version: u64,
 }
 
 /// A connection handed to a statement, and whether it came fresh from the pool without any
@@ -31,7 +38,7 @@ pub struct Taken {
 
 impl Conns {
     pub fn new(backends: Backends) -> Conns {
-        Conns { backends, pinned: HashMap::new(), held: None, found_rows: false }
+        Conns { backends, pinned: HashMap::new(), held: None, found_rows: false, version: 0 }
     }
 
     pub fn backends(&self) -> &Backends {
@@ -74,7 +81,12 @@ impl Conns {
     }
 
     pub async fn take(&mut self, shard: &str, state: &SessionState, needs_last_insert_id: bool) -> Result<Taken, ClientError> {
-        if let Some(conn) = self.pinned.remove(shard) {
+        if let Some(mut conn) = self.pinned.remove(shard) {
+            if conn.aborted() {
+                conn.discard();
+                return Err(BackendError::CutoverAborted { shard: shard.to_string() }.into());
+            }
+            conn.tag(self.version, false);
             return Ok(Taken { conn, fresh: false });
         }
         let held = match self.held.take() {
@@ -91,6 +103,7 @@ impl Conns {
                 pool.acquire(self.found_rows).await?
             }
         };
+        c.tag(self.version, true);
         if let Err(e) = c.sync(state.sync()).await {
             return Err(fail(c, e));
         }
@@ -111,6 +124,21 @@ impl Conns {
             }
         }
         Ok(Taken { conn: c, fresh })
+    }
+
+    /// A shard whose pinned connection's work a cutover aborted.
+    pub fn aborted_shard(&self) -> Option<String> {
+        self.pinned.iter().find(|(_, c)| c.aborted()).map(|(s, _)| s.clone())
+    }
+
+    /// After a statement outside a transaction: the connections kept carry no work now.
+    pub fn untag_idle(&mut self) {
+        for c in self.pinned.values_mut() {
+            c.untag();
+        }
+        if let Some((_, c)) = self.held.as_mut() {
+            c.untag();
+        }
     }
 
     /// Resets and returns every pinned connection (ends open transactions on them).

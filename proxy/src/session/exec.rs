@@ -38,7 +38,7 @@ fn shard_id(topo: &Topology, idx: usize) -> String {
 }
 
 impl Session {
-    pub(super) async fn execute(&mut self, route: Route, req: Request, classified: &Classified, topo: &Topology, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+    pub(super) async fn execute(&mut self, route: Route, req: &Request, classified: &Classified, topo: &Topology, reply: &mut Reply<'_>) -> Result<(), StreamError> {
         let (r, k) = labels(&route);
         self.shared.metrics.routing().routed(r, k);
         let ids = |v: &[usize]| v.iter().map(|i| shard_id(topo, *i)).collect::<Vec<_>>();
@@ -46,16 +46,16 @@ impl Session {
             // Statements that touch no table run where the session already is.
             Target::Home if route.kind == StatementKind::Session => {
                 let shard = self.session_shard(topo);
-                self.run_single(&shard, &req, classified, classified.read_only, reply).await
+                self.run_single(&shard, req, classified, classified.read_only, reply).await
             }
-            Target::Home => self.run_single(&shard_id(topo, topo.home_index()), &req, classified, classified.read_only, reply).await,
-            Target::Single { shard } => self.run_single(&shard_id(topo, shard), &req, classified, classified.read_only, reply).await,
+            Target::Home => self.run_single(&shard_id(topo, topo.home_index()), req, classified, classified.read_only, reply).await,
+            Target::Single { shard } => self.run_single(&shard_id(topo, shard), req, classified, classified.read_only, reply).await,
             Target::Multi { shards, merge, sql } | Target::Scatter { shards, merge, sql } if route.kind == StatementKind::Read => {
-                let req = rewrite(req, sql);
+                let req = rewrite(req.clone(), sql);
                 self.run_select(ids(&shards), req, merge, reply).await
             }
             Target::Multi { shards, sql, .. } | Target::Scatter { shards, sql, .. } => {
-                let req = rewrite(req, sql);
+                let req = rewrite(req.clone(), sql);
                 let parts = ids(&shards).into_iter().map(|s| (s, req.clone())).collect();
                 self.run_write(parts, true, reply).await
             }
@@ -123,6 +123,12 @@ impl Session {
                 Err(e) => return reply.error(&e).await,
             };
             let mut conn = taken.conn;
+            if self.version_moved() {
+                // Nothing was sent yet: route the statement again with the new version.
+                self.give_back(vec![(shard.to_string(), Some(conn))]);
+                self.reroute = true;
+                return Ok(());
+            }
             let started = std::time::Instant::now();
             let outcome = match forward(&mut conn, req, classified.local_infile.as_deref(), idempotent, self.state.client_status(), reply).await {
                 Ok(o) => o,
@@ -159,9 +165,22 @@ impl Session {
     }
 
     pub(super) async fn run_home(&mut self, req: &Request, reply: &mut Reply<'_>) -> Result<(), StreamError> {
-        let topo = self.topology();
-        let shard = self.session_shard(&topo);
-        self.run_single(&shard, req, &Classified::default(), false, reply).await
+        self.run_unrouted(req, &Classified::default(), false, reply).await
+    }
+
+    /// A statement that touches no table (USE, SAVEPOINT outside a transaction), where the
+    /// session already is; again if a new version was published before it was sent.
+    pub(super) async fn run_unrouted(&mut self, req: &Request, classified: &Classified, idempotent: bool, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        loop {
+            self.conns.version = self.shared.topology.version();
+            let topo = self.topology();
+            let shard = self.session_shard(&topo);
+            self.reroute = false;
+            self.run_single(&shard, req, classified, idempotent, reply).await?;
+            if !std::mem::take(&mut self.reroute) {
+                return Ok(());
+            }
+        }
     }
 
     async fn finish(&mut self, shard: &str, mut conn: crate::backend::PooledConn, outcome: Outcome, classified: &Classified, reply: &mut Reply<'_>) -> Result<(), StreamError> {
@@ -222,11 +241,25 @@ impl Session {
         }
     }
 
-    async fn run_select(&mut self, shards: Vec<String>, req: Request, plan: MergePlan, reply: &mut Reply<'_>) -> Result<(), StreamError> {
-        let conns = match self.take_many(&shards).await {
+    /// `None` when the statement must be routed again (see `run_single`).
+    async fn take_checked(&mut self, shards: &[String], reply: &mut Reply<'_>) -> Result<Option<Vec<(String, crate::backend::PooledConn)>>, StreamError> {
+        let conns = match self.take_many(shards).await {
             Ok(c) => c,
-            Err(e) => return reply.error(&e).await,
+            Err(e) => {
+                reply.error(&e).await?;
+                return Ok(None);
+            }
         };
+        if self.version_moved() {
+            self.give_back(conns.into_iter().map(|(s, c)| (s, Some(c))).collect());
+            self.reroute = true;
+            return Ok(None);
+        }
+        Ok(Some(conns))
+    }
+
+    async fn run_select(&mut self, shards: Vec<String>, req: Request, plan: MergePlan, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        let Some(conns) = self.take_checked(&shards, reply).await? else { return Ok(()) };
         let returned = scatter::select(conns, req, plan, self.state.client_status(), reply).await?;
         self.give_back(returned);
         Ok(())
@@ -234,10 +267,7 @@ impl Session {
 
     async fn run_write(&mut self, parts: Vec<(String, Request)>, atomic: bool, reply: &mut Reply<'_>) -> Result<(), StreamError> {
         let shards: Vec<String> = parts.iter().map(|(s, _)| s.clone()).collect();
-        let conns = match self.take_many(&shards).await {
-            Ok(c) => c,
-            Err(e) => return reply.error(&e).await,
-        };
+        let Some(conns) = self.take_checked(&shards, reply).await? else { return Ok(()) };
         let with_req = conns.into_iter().zip(parts).map(|((s, c), (_, r))| (s, c, r)).collect();
         // Inside the client's transaction the statement is part of it; outside, each shard
         // wraps it in its own so that the shards commit together or not at all.

@@ -10,6 +10,7 @@ pub mod classify;
 mod conns;
 mod exec;
 pub mod forward;
+mod hold;
 mod scatter;
 pub mod state;
 mod tx;
@@ -63,6 +64,9 @@ pub struct Session {
     next_stmt_id: u32,
     /// The topology an open transaction started with.
     tx_topology: Option<Arc<Topology>>,
+    /// Set when connections were taken for a statement but a newer topology was published
+    /// before anything was sent: the statement is routed again.
+    reroute: bool,
 }
 
 impl Session {
@@ -74,6 +78,7 @@ impl Session {
             prepared: HashMap::new(),
             next_stmt_id: 1,
             tx_topology: None,
+            reroute: false,
         }
     }
 
@@ -163,9 +168,7 @@ impl Session {
     async fn init_db(&mut self, db: &str, reply: &mut Reply<'_>) -> Result<(), StreamError> {
         let sql: Arc<[u8]> = format!("USE {}", crate::backend::quote_ident(db)).into_bytes().into();
         let classified = Classified { effects: vec![classify::Effect::Use(db.to_string())], ..Classified::default() };
-        let topo = self.topology();
-        let shard = self.session_shard(&topo);
-        self.run_single(&shard, &Request::Text(sql), &classified, true, reply).await
+        self.run_unrouted(&Request::Text(sql), &classified, true, reply).await
     }
 }
 
@@ -187,15 +190,7 @@ impl Handler for Session {
         if let Some(tx) = classified.tx.clone() {
             return self.tx_control(&tx, sql, reply).await;
         }
-        let topo = self.topology();
-        let parsed = self.parse(&text, &topo);
-        let route = match self.route(&text, &parsed, &topo, &[]) {
-            Ok(r) => r,
-            Err(e) => return reply.error(&e).await,
-        };
-        self.execute(route, Request::Text(Arc::from(sql)), &classified, &topo, reply).await?;
-        self.after_statement(reply.error_code()).await;
-        Ok(())
+        self.dispatch(&text, None, &classified, Request::Text(Arc::from(sql)), reply).await
     }
 
     async fn on_prepare(&mut self, sql: &[u8], reply: &mut Reply<'_>) -> Result<(), StreamError> {
@@ -206,6 +201,7 @@ impl Handler for Session {
         // Schemas are the same on every shard: describe the statement where the session
         // already holds a connection, else on the home shard.
         let shard = self.conns.any_pinned().unwrap_or_else(|| topo.shards[topo.home_index()].id.clone());
+        self.conns.version = self.shared.topology.version();
         let mut taken = match self.conns.take(&shard, &self.state, false).await {
             Ok(t) => t.conn,
             Err(e) => return reply.error(&e).await,
@@ -234,6 +230,9 @@ impl Handler for Session {
         let status = self.state.client_status();
         let r = reply.prepared(id, &params, &columns, 0, status).await;
         self.keep_or_drop(&shard, taken, false, reply)?;
+        if !self.state.in_transaction() {
+            self.conns.untag_idle();
+        }
         r
     }
 
@@ -249,15 +248,10 @@ impl Handler for Session {
             // BEGIN/COMMIT/ROLLBACK prepared (as sysbench sends them) are transaction control too.
             return self.tx_control(&tx, &sql, reply).await;
         }
-        let topo = self.topology();
-        let route = match self.route(&String::from_utf8_lossy(&sql), &parsed, &topo, &params) {
-            Ok(r) => r,
-            Err(e) => return reply.error(&e).await,
-        };
-        let params = if params.is_empty() { Params::Empty } else { Params::Positional(params) };
-        self.execute(route, Request::Binary(sql, params), &classified, &topo, reply).await?;
-        self.after_statement(reply.error_code()).await;
-        Ok(())
+        let owned = sql.clone();
+        let text = String::from_utf8_lossy(&owned);
+        let bound = if params.is_empty() { Params::Empty } else { Params::Positional(params) };
+        self.dispatch(&text, Some(parsed), &classified, Request::Binary(sql, bound), reply).await
     }
 
     async fn on_close_statement(&mut self, stmt_id: u32) {
@@ -307,6 +301,47 @@ impl Handler for Session {
 }
 
 impl Session {
+    /// Routes and runs one statement: routed with the session's snapshot, settled against
+    /// the current version (held while its slots move), run; routed again when the topology
+    /// changed before anything was sent.
+    async fn dispatch(&mut self, text: &str, parsed: Option<Result<Arc<Parsed>, String>>, classified: &Classified, req: Request, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        const MAX_ROUNDS: usize = 64;
+        let params: &[Value] = match &req {
+            Request::Binary(_, Params::Positional(v)) => v,
+            _ => &[],
+        };
+        for _ in 0..MAX_ROUNDS {
+            let topo = self.topology();
+            let parsed = match &parsed {
+                Some(p) => p.clone(),
+                None => self.parse(text, &topo),
+            };
+            let route = match self.route(text, &parsed, &topo, params) {
+                Ok(r) => r,
+                Err(e) => return reply.error(&e).await,
+            };
+            let stmt = hold::Stmt { text, parsed: &parsed, params };
+            match self.settle(&route, &topo, stmt).await {
+                hold::Settled::Go => {}
+                hold::Settled::Again => continue,
+                hold::Settled::Fail(e) => {
+                    reply.error(&e).await?;
+                    self.after_statement(reply.error_code()).await;
+                    return Ok(());
+                }
+            }
+            self.reroute = false;
+            self.execute(route, &req, classified, &topo, reply).await?;
+            if std::mem::take(&mut self.reroute) {
+                continue;
+            }
+            self.after_statement(reply.error_code()).await;
+            return Ok(());
+        }
+        let e = ClientError::new(ErrorKind::Timeout, codes::ER_LOCK_WAIT_TIMEOUT, b"HY000", "Lock wait timeout exceeded: the topology kept changing while this statement was being routed; retry it");
+        reply.error(&e).await
+    }
+
     /// After a statement that did not go through `exec` (prepare): keep the connection only
     /// if the session must, drop it if it broke.
     fn keep_or_drop(&mut self, shard: &str, conn: crate::backend::PooledConn, broken: bool, reply: &mut Reply<'_>) -> Result<(), StreamError> {

@@ -39,6 +39,7 @@ impl Session {
                 self.state.end_transaction();
                 self.tx_topology = None;
                 self.unpin_if_free().await;
+                self.conns.untag_idle();
                 match r {
                     Ok(()) => reply.ok(&OkInfo::default(), self.state.client_status()).await,
                     Err(e) => reply.error(&e).await,
@@ -79,6 +80,9 @@ impl Session {
             self.tx_topology = None;
             self.unpin_if_free().await;
         }
+        if !self.state.in_transaction() {
+            self.conns.untag_idle();
+        }
     }
 
     /// Runs `sql` on every pinned connection, keeping them pinned.
@@ -108,6 +112,9 @@ impl Session {
 
     /// COMMIT (or ROLLBACK) on every pinned connection, one by one.
     async fn finish_all(&mut self, sql: &str) -> Result<(), crate::error::ClientError> {
+        // A cutover aborted part of the transaction: it is rolled back everywhere.
+        let aborted = self.conns.aborted_shard();
+        let sql = if aborted.is_some() { "ROLLBACK" } else { sql };
         let committing = !sql.to_ascii_uppercase().starts_with("ROLLBACK");
         let mut done: Vec<String> = Vec::new();
         let mut failure: Option<(String, BackendError)> = None;
@@ -120,6 +127,9 @@ impl Session {
                     failure.get_or_insert((shard, e));
                 }
             }
+        }
+        if let Some(shard) = aborted {
+            return Err(BackendError::CutoverAborted { shard }.into());
         }
         match failure {
             None => Ok(()),

@@ -19,16 +19,19 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct TopologyHandle {
     current: Arc<ArcSwap<Topology>>,
+    /// The version last published (for statements held until the next one).
+    published: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl TopologyHandle {
     pub fn new(topology: Topology) -> TopologyHandle {
-        TopologyHandle { current: Arc::new(ArcSwap::from_pointee(topology)) }
+        let version = topology.version;
+        TopologyHandle { current: Arc::new(ArcSwap::from_pointee(topology)), published: Arc::new(tokio::sync::watch::channel(version).0) }
     }
 
     /// A handle with no topology yet (version 0, no shards).
     pub fn empty() -> TopologyHandle {
-        TopologyHandle::new(Topology { version: 0, slot_count: 0, slots: vec![], shards: vec![], rules: vec![], home: 0, frozen: vec![] })
+        TopologyHandle::new(Topology { version: 0, slot_count: 0, slots: vec![], shards: vec![], rules: vec![], home: 0, frozen: vec![], moving: vec![] })
     }
 
     pub fn load(&self) -> Arc<Topology> {
@@ -48,8 +51,17 @@ impl TopologyHandle {
     pub fn store(&self, topology: Topology) -> bool {
         let newer = topology.version > self.current.load().version;
         if newer {
+            let version = topology.version;
             self.current.store(Arc::new(topology));
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            self.published.send_replace(version);
         }
         newer
+    }
+
+    /// Resolves once a version newer than `than` is published.
+    pub async fn newer(&self, than: u64) {
+        let mut rx = self.published.subscribe();
+        let _ = rx.wait_for(|v| *v > than).await;
     }
 }

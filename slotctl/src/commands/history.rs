@@ -49,6 +49,8 @@ pub fn summary(command: &TopologyCommand) -> String {
         TopologyCommand::RemoveReplica { shard, addr } => format!("{shard} - replica {addr}"),
         TopologyCommand::SetShardState { shard, state } => format!("{shard} -> {}", state_name(*state)),
         TopologyCommand::AssignSlots { slots, to } => format!("{} -> {to}", format_ranges(slots, ",")),
+        TopologyCommand::FreezeSlots { slots, to } => format!("{} -> {to} (prepare)", format_ranges(slots, ",")),
+        TopologyCommand::UnfreezeSlots { slots, to } => format!("{} -> {to} (rolled back)", format_ranges(slots, ",")),
         TopologyCommand::SetPrimary { shard, primary, drop_old } => {
             format!("{shard} primary {primary}{}", if *drop_old { " (old primary dropped)" } else { "" })
         }

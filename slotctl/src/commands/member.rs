@@ -1,5 +1,6 @@
 //! `slotctl member add|promote|remove`: change the meta group's membership; `slotctl
-//! switchover`: ask the meta leader to switch a shard's primary.
+//! switchover|failover`: ask the meta leader to switch a shard's primary; `slotctl slots
+//! assign`: ask it to move slots (both through the cutover protocol).
 //!
 //! Contract: each subcommand makes one call (`POST /cluster/members`,
 //! `POST /cluster/members/{id}/promote`, `DELETE /cluster/members/{id}`) and prints a line
@@ -38,6 +39,20 @@ pub async fn switchover(ctx: &Ctx, shard: String, to: Option<String>) -> Result<
 /// `slotctl failover <shard>` (`POST /failover`): the unplanned path, forced.
 pub async fn failover(ctx: &Ctx, shard: String) -> Result<()> {
     cutover(ctx, "/failover", "failed over", shard, None).await
+}
+
+/// `slotctl slots assign <ranges> --to <shard> [--force]` (`POST /slots/move`, led by the
+/// meta leader: prepare, drain, acknowledge, commit).
+pub async fn move_slots(ctx: &Ctx, slots: &[slotgate_shared::SlotRange], to: String, force: bool) -> Result<()> {
+    let list = slotgate_shared::SlotRange::format_list(slots);
+    let reply = ctx.client.post("/slots/move", &serde_json::json!({ "slots": list, "to": to, "force": force })).await?;
+    if ctx.json {
+        emit_json(&reply);
+        return Ok(());
+    }
+    let r: serde_json::Value = reply.parse()?;
+    emit(&format!("slots {list} now belong to shard {to} at topology version {} (paused {} ms)", r["version"], r["frozen_ms"]));
+    Ok(())
 }
 
 async fn cutover(ctx: &Ctx, path: &str, done: &str, shard: String, to: Option<String>) -> Result<()> {

@@ -31,6 +31,9 @@ pub async fn slots_list(ctx: &Ctx) -> Result<()> {
         let text = if ranges.is_empty() { "(none)".to_string() } else { format_ranges(&ranges, ", ") };
         out.push_str(&format!("{}: {text}\n", shard.id));
     }
+    for m in &t.moving {
+        out.push_str(&format!("moving now: {} -> {} (frozen for the cutover)\n", format_ranges(&m.slots, ", "), m.to));
+    }
     emit(&out);
     Ok(())
 }
