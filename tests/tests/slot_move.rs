@@ -1,6 +1,7 @@
 //! Slot moves through the cutover protocol, 3 slotgate nodes over 2 real MariaDB shards:
 //! statements on the moving slot are held and then go to the new owner, statements on other
-//! slots of the same shard are not held, a transaction that outlives the drain timeout is
+//! slots of the same shard are not held, a move not acknowledged within its budget rolls back
+//! (held work resumes on the old owner), a transaction that outlives the drain timeout is
 //! rolled back with a retryable error (1213, 40001), and writers through every node while
 //! slots move back and forth lose nothing and never reach the old owner after a move.
 
@@ -214,5 +215,60 @@ async fn slots_moving_under_writers_lose_nothing_and_never_go_the_old_way() -> a
         }
         assert_eq!(count(old_owner, &filter).await?, 0, "rows of slots {slots} reached their old owner after the move: {filter}");
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_not_acknowledged_within_its_budget_rolls_back_and_held_work_resumes() -> anyhow::Result<()> {
+    let (a, b) = (MariaDb::start().await?, MariaDb::start().await?);
+    // The drain waits longer than the cutover budget (6 s in the test cluster).
+    let c = setup(&a, &b, "drain_timeout_ms = 30000\nbuffer_window_ms = 15000\n").await?;
+    let k = keys_in(3, 1, 2);
+    let mut tx = c.node(0)?.conn(Some("sm")).await?;
+    tx.query_drop("BEGIN").await?;
+    tx.query_drop(format!("INSERT INTO t (id, w) VALUES ({}, 0)", k[0])).await?;
+
+    let mover = {
+        let url = format!("http://127.0.0.1:{}/slots/move", c.admin_port(2));
+        tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(slotgate_tests::cluster::ADMIN_TOKEN)
+                .json(&json!({"slots": "3", "to": "s1", "force": true}))
+                .send()
+                .await?;
+            let status = r.status().as_u16();
+            Ok::<_, anyhow::Error>((status, r.json::<Value>().await?))
+        })
+    };
+    let deadline = Instant::now() + SECS;
+    while !moving(&c, 1).await? {
+        anyhow::ensure!(Instant::now() < deadline, "the move was never prepared");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Held through node 1 while the move is prepared.
+    let held = {
+        let url = c.node(1)?.url(Some("sm"));
+        let key = k[1];
+        tokio::spawn(async move {
+            let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&url)?).await?;
+            conn.query_drop(format!("INSERT INTO t (id, w) VALUES ({key}, 1)")).await?;
+            Ok::<_, anyhow::Error>(())
+        })
+    };
+    let (status, reply) = mover.await??;
+    assert_eq!(status, 409, "{reply}");
+    assert!(reply["error"].as_str().is_some_and(|e| e.contains("rolled back")), "{reply}");
+    held.await??;
+    // Everything stayed on the old owner: the held write, and the open transaction, which
+    // was not aborted (the move it was holding up is gone) and commits.
+    tx.query_drop("COMMIT").await?;
+    for key in &k {
+        assert_eq!((count(&a, &format!("id = {key}")).await?, count(&b, &format!("id = {key}")).await?), (1, 0), "key {key}");
+    }
+    assert!(!moving(&c, 0).await?);
+    let leader = c.wait_leader(SECS).await?;
+    let text = c.metrics(leader).await?;
+    assert_eq!(slotgate_tests::proxy::sample(&text, "slotgate_cutover_total{kind=\"slot_move\",result=\"rolled_back\"}"), 1.0, "{text}");
     Ok(())
 }

@@ -2,10 +2,12 @@
 //!
 //! Contract: knows nothing of clients or SQL meaning; hands out pooled connections (RAII
 //! guards) and reports pool metrics. [`Backends::sync`] is called with every new topology
-//! *before* it is published: pools for nodes the topology names are opened (lazily
-//! connecting) first, so no statement routed with that topology finds its pool missing; pools
-//! for nodes no longer named are dropped from the map and closed once their last connection
-//! returns. Must not import `frontend` or `session`.
+//! *before* it is published: pools for every node the topology names — primaries and
+//! replicas — are opened (lazily connecting) first, so no statement routed with that
+//! topology finds its pool missing, and a replica promoted by a later version already has
+//! its pool (warmed with [`Backends::warm_replicas`] when its shard is frozen for a cutover);
+//! pools for nodes no longer named are dropped from the map and closed once their last
+//! connection returns. Must not import `frontend` or `session`.
 
 pub mod buffer;
 pub mod error;
@@ -30,6 +32,8 @@ pub struct Backends {
 struct Inner {
     /// Shard id → primary pool, swapped as a whole.
     primaries: ArcSwap<HashMap<String, NodePool>>,
+    /// Node address → pool, for every node the topology names (primaries and replicas).
+    nodes: ArcSwap<HashMap<String, NodePool>>,
     /// Shards frozen for a cutover by the latest topology.
     frozen: ArcSwap<Vec<String>>,
     /// Bumped on every sync; waiters for a frozen shard watch it.
@@ -49,6 +53,7 @@ impl Backends {
         Backends {
             inner: Arc::new(Inner {
                 primaries: ArcSwap::from_pointee(HashMap::new()),
+                nodes: ArcSwap::from_pointee(HashMap::new()),
                 frozen: ArcSwap::from_pointee(Vec::new()),
                 synced: tokio::sync::watch::channel(0).0,
                 buffer: buffer::Buffer::new(buffer_window, buffer_max, metrics.cutover().buffered.clone()),
@@ -60,31 +65,31 @@ impl Backends {
         }
     }
 
-    /// Opens pools for every primary `topology` names and forgets those it no longer names.
+    /// Opens pools for every node `topology` names and forgets those it no longer names.
     pub fn sync(&self, topology: &Topology) -> Result<(), String> {
         let _guard = self.inner.sync_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let old = self.inner.primaries.load_full();
+        let old = self.inner.nodes.load_full();
+        let old_primaries = self.inner.primaries.load_full();
+        let mut nodes = HashMap::new();
         let mut next = HashMap::new();
         for shard in &topology.shards {
-            let reuse = old.get(&shard.id).filter(|p| p.addr() == shard.primary).cloned();
-            let pool = match reuse {
-                Some(p) => p,
-                None => NodePool::new(
-                    &shard.id,
-                    &shard.primary,
-                    &self.inner.cfg,
-                    &self.inner.password,
-                    self.inner.metrics.pool(&shard.id, &shard.primary),
-                )
-                .map_err(|e| format!("shard {}: {e}", shard.id))?,
-            };
-            next.insert(shard.id.clone(), pool);
+            for addr in std::iter::once(&shard.primary).chain(&shard.replicas) {
+                // A demoted primary was fenced (its sessions killed): it gets a fresh pool.
+                let demoted = *addr != shard.primary && old_primaries.get(&shard.id).is_some_and(|p| p.addr() == addr);
+                let reuse = old.get(addr).filter(|p| p.shard() == shard.id && !demoted).cloned();
+                let pool = match reuse {
+                    Some(p) => p,
+                    None => NodePool::new(&shard.id, addr, &self.inner.cfg, &self.inner.password, self.inner.metrics.pool(&shard.id, addr))
+                        .map_err(|e| format!("shard {}: {e}", shard.id))?,
+                };
+                nodes.insert(addr.clone(), pool);
+            }
+            if let Some(p) = nodes.get(&shard.primary) {
+                next.insert(shard.id.clone(), p.clone());
+            }
         }
-        let retired: Vec<NodePool> = old
-            .iter()
-            .filter(|(id, p)| next.get(*id).is_none_or(|n| n.addr() != p.addr()))
-            .map(|(_, p)| p.clone())
-            .collect();
+        let retired: Vec<NodePool> = old.iter().filter(|(addr, p)| nodes.get(*addr).is_none_or(|n| !n.same(p))).map(|(_, p)| p.clone()).collect();
+        self.inner.nodes.store(Arc::new(nodes));
         self.inner.primaries.store(Arc::new(next));
         self.inner.frozen.store(Arc::new(topology.frozen.clone()));
         self.inner.synced.send_modify(|v| *v += 1);
@@ -99,6 +104,18 @@ impl Backends {
 
     pub fn primary(&self, shard: &str) -> Option<NodePool> {
         self.inner.primaries.load().get(shard).cloned()
+    }
+
+    /// Opens a connection to each replica of `shard` (returned to its pool at once), so that
+    /// the one a cutover promotes takes its first statements without connecting first.
+    pub async fn warm_replicas(&self, topology: &Topology, shard: &str) {
+        let Some(s) = topology.shards.iter().find(|s| s.id == shard) else { return };
+        let pools: Vec<NodePool> = s.replicas.iter().filter_map(|a| self.inner.nodes.load().get(a).cloned()).collect();
+        for p in pools {
+            if let Err(e) = p.acquire(false).await {
+                tracing::debug!(shard, node = p.addr(), error = %e, "could not warm a replica's pool");
+            }
+        }
     }
 
     pub fn is_frozen(&self, shard: &str) -> bool {
@@ -136,13 +153,13 @@ impl Backends {
     }
 
     pub fn report_metrics(&self) {
-        for p in self.inner.primaries.load().values() {
+        for p in self.inner.nodes.load().values() {
             p.report();
         }
     }
 
     pub async fn disconnect(&self) {
-        let pools = self.inner.primaries.load_full();
+        let pools = self.inner.nodes.load_full();
         for p in pools.values() {
             p.disconnect().await;
         }

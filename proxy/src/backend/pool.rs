@@ -103,6 +103,11 @@ impl NodePool {
         &self.inner.shard
     }
 
+    /// Whether both are the same pool (not just pools to the same node).
+    pub fn same(&self, other: &NodePool) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     pub fn addr(&self) -> &str {
         &self.inner.addr
     }

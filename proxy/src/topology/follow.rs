@@ -73,6 +73,11 @@ pub async fn follow_meta(mut state: watch::Receiver<Arc<MetaState>>, f: Follower
                         for key in &newly {
                             frozen_since.insert(key.clone(), Instant::now());
                         }
+                        // The replica a cutover promotes takes held work first: connect now.
+                        for shard in t.frozen.iter().filter(|s| newly.contains(&format!("shard {s}"))) {
+                            let (backends, topo, shard) = (f.backends.clone(), t.clone(), shard.clone());
+                            tokio::spawn(async move { backends.warm_replicas(&topo, &shard).await });
+                        }
                         if !newly.is_empty() {
                             if let Some(meta) = f.meta.clone() {
                                 tokio::spawn(f.drain(meta, newly, drained_shards(t), t.version).run());
