@@ -58,6 +58,24 @@ async fn moving(c: &TestCluster<'_>, node: usize) -> anyhow::Result<bool> {
     Ok(t["moving"].as_array().is_some_and(|m| !m.is_empty()))
 }
 
+/// Starts moving `slots` to s1 through node `via` (forced) and returns once node `watch`
+/// shows the move prepared; the task yields the HTTP status and answer.
+async fn start_move(c: &TestCluster<'_>, via: usize, slots: &str, watch: usize) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<(u16, Value)>>> {
+    let url = format!("http://127.0.0.1:{}/slots/move", c.admin_port(via));
+    let body = json!({"slots": slots, "to": "s1", "force": true});
+    let mover = tokio::spawn(async move {
+        let r = reqwest::Client::new().post(url).bearer_auth(slotgate_tests::cluster::ADMIN_TOKEN).json(&body).send().await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json::<Value>().await?))
+    });
+    let deadline = Instant::now() + SECS;
+    while !moving(c, watch).await? {
+        anyhow::ensure!(Instant::now() < deadline, "the move was never prepared");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(mover)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_move_holds_only_its_slots_and_aborts_what_outlives_the_drain() -> anyhow::Result<()> {
     let (a, b) = (MariaDb::start().await?, MariaDb::start().await?);
@@ -74,24 +92,7 @@ async fn a_move_holds_only_its_slots_and_aborts_what_outlives_the_drain() -> any
 
     // Move the slot through node 1 (forwarded to the leader); it waits for that transaction.
     let started = Instant::now();
-    let mover = {
-        let url = format!("http://127.0.0.1:{}/slots/move", c.admin_port(1));
-        tokio::spawn(async move {
-            let r = reqwest::Client::new()
-                .post(url)
-                .bearer_auth(slotgate_tests::cluster::ADMIN_TOKEN)
-                .json(&json!({"slots": held_slot.to_string(), "to": "s1", "force": true}))
-                .send()
-                .await?;
-            let status = r.status().as_u16();
-            Ok::<_, anyhow::Error>((status, r.json::<Value>().await?))
-        })
-    };
-    let deadline = Instant::now() + SECS;
-    while !moving(&c, 2).await? {
-        anyhow::ensure!(Instant::now() < deadline, "the move was never prepared");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let mover = start_move(&c, 1, &held_slot.to_string(), 2).await?;
 
     // Another slot of s0 is not held: the write is done while the move is still prepared.
     let mut n2 = c.node(2)?.conn(Some("sm")).await?;
@@ -228,24 +229,7 @@ async fn a_move_not_acknowledged_within_its_budget_rolls_back_and_held_work_resu
     tx.query_drop("BEGIN").await?;
     tx.query_drop(format!("INSERT INTO t (id, w) VALUES ({}, 0)", k[0])).await?;
 
-    let mover = {
-        let url = format!("http://127.0.0.1:{}/slots/move", c.admin_port(2));
-        tokio::spawn(async move {
-            let r = reqwest::Client::new()
-                .post(url)
-                .bearer_auth(slotgate_tests::cluster::ADMIN_TOKEN)
-                .json(&json!({"slots": "3", "to": "s1", "force": true}))
-                .send()
-                .await?;
-            let status = r.status().as_u16();
-            Ok::<_, anyhow::Error>((status, r.json::<Value>().await?))
-        })
-    };
-    let deadline = Instant::now() + SECS;
-    while !moving(&c, 1).await? {
-        anyhow::ensure!(Instant::now() < deadline, "the move was never prepared");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let mover = start_move(&c, 2, "3", 1).await?;
     // Held through node 1 while the move is prepared.
     let held = {
         let url = c.node(1)?.url(Some("sm"));
