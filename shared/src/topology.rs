@@ -176,6 +176,17 @@ impl Topology {
         next
     }
 
+    /// What this topology holds back for cutovers (frozen shards, prepared moves), each by a
+    /// stable key (`"shard s1"`, `"slots 0-15 -> s2"`) with the command that rolls it back.
+    pub fn held_back(&self) -> Vec<(String, crate::TopologyCommand)> {
+        let shards = self.frozen.iter().map(|s| (format!("shard {s}"), crate::TopologyCommand::Unfreeze { shard: s.clone() }));
+        let moves = self.moving.iter().map(|m| {
+            let key = format!("slots {} -> {}", SlotRange::format_list(&m.slots), m.to);
+            (key, crate::TopologyCommand::UnfreezeSlots { slots: m.slots.clone(), to: m.to.clone() })
+        });
+        shards.chain(moves).collect()
+    }
+
     /// Indices of the shards that own slots of a prepared move now (the moves' sources).
     pub fn moving_sources(&self) -> Vec<usize> {
         let mut out: Vec<usize> = Vec::new();

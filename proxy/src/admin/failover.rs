@@ -22,7 +22,7 @@
 use super::switchover::{Switchover, SwitchoverReply};
 use mysql_async::prelude::Queryable;
 use mysql_async::Row;
-use slotgate_shared::{SlotRange, TopologyCommand};
+use slotgate_shared::TopologyCommand;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -141,28 +141,17 @@ pub async fn health_loop(sw: Switchover, interval: Duration, threshold: u32, can
             continue;
         }
         let Some(t) = sw.meta.current().topology.clone() else { continue };
-        // A freeze whose cutover died with an earlier leader: roll it back.
-        frozen_seen.retain(|s, _| s.starts_with("\0move ") || t.is_frozen(s));
-        for shard in &t.frozen {
-            let since = *frozen_seen.entry(shard.clone()).or_insert_with(Instant::now);
-            let idle = sw.active.load(std::sync::atomic::Ordering::SeqCst) == 0;
-            if idle && since.elapsed() > sw.meta.cutover_budget() * 2 {
-                tracing::warn!(%shard, "shard frozen by a cutover nobody runs any more: unfreezing");
-                if sw.submit(TopologyCommand::Unfreeze { shard: shard.clone() }).await.is_ok() {
-                    sw.metrics.cutover().cutover("switchover", "rolled_back");
-                }
-            }
-        }
-        // The same for a slot move left prepared.
-        let moves: Vec<String> = t.moving.iter().map(|m| format!("\0move {} -> {}", SlotRange::format_list(&m.slots), m.to)).collect();
-        frozen_seen.retain(|k, _| !k.starts_with("\0move ") || moves.contains(k));
-        for (m, key) in t.moving.iter().zip(moves) {
+        // A freeze or a prepared move whose cutover died with an earlier leader: roll it back.
+        let held = t.held_back();
+        frozen_seen.retain(|key, _| held.iter().any(|(k, _)| k == key));
+        for (key, rollback) in held {
             let since = *frozen_seen.entry(key.clone()).or_insert_with(Instant::now);
             let idle = sw.active.load(std::sync::atomic::Ordering::SeqCst) == 0;
             if idle && since.elapsed() > sw.meta.cutover_budget() * 2 {
-                tracing::warn!(slots = %SlotRange::format_list(&m.slots), to = %m.to, "slots frozen by a move nobody runs any more: rolling it back");
-                if sw.submit(TopologyCommand::UnfreezeSlots { slots: m.slots.clone(), to: m.to.clone() }).await.is_ok() {
-                    sw.metrics.cutover().cutover("slot_move", "rolled_back");
+                tracing::warn!(%key, "held back by a cutover nobody runs any more: rolling it back");
+                let kind = if matches!(rollback, TopologyCommand::UnfreezeSlots { .. }) { "slot_move" } else { "switchover" };
+                if sw.submit(rollback).await.is_ok() {
+                    sw.metrics.cutover().cutover(kind, "rolled_back");
                 }
             }
         }

@@ -18,7 +18,7 @@ use super::TopologyHandle;
 use crate::backend::Backends;
 use crate::metrics::Metrics;
 use slotgate_meta::{MetaNode, MetaState};
-use slotgate_shared::{SlotRange, Topology};
+use slotgate_shared::Topology;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -95,10 +95,9 @@ pub async fn follow_meta(mut state: watch::Receiver<Arc<MetaState>>, f: Follower
     }
 }
 
-/// What a topology holds back: frozen shards and prepared moves, each by a stable key.
+/// What a topology holds back (frozen shards, prepared moves), by key.
 fn held_now(t: &Topology) -> Vec<String> {
-    let moves = t.moving.iter().map(|m| format!("move {} -> {}", SlotRange::format_list(&m.slots), m.to));
-    t.frozen.iter().map(|s| format!("shard {s}")).chain(moves).collect()
+    t.held_back().into_iter().map(|(key, _)| key).collect()
 }
 
 /// The shards whose in-flight work a prepare waits for: frozen shards and moves' sources.
