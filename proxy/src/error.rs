@@ -2,7 +2,8 @@
 //! code, a SQLSTATE and a message that says what to do.
 //!
 //! Contract: every error that reaches a client is a [`ClientError`]; module errors convert
-//! into it here and nowhere else. Messages never carry secrets. [`ErrorKind`] doubles as the
+//! into it next to their own types (`impl From<…> for ClientError`), with the codes and
+//! constructors defined here; this module imports nothing of the others. Messages never carry secrets. [`ErrorKind`] doubles as the
 //! `kind` label of the errors metric.
 
 /// Error codes slotgate answers with (MariaDB/MySQL server and client error numbers).
@@ -17,6 +18,8 @@ pub mod codes {
     pub const ER_UNKNOWN_STMT_HANDLER: u16 = 1243;
     pub const ER_WRONG_ARGUMENTS: u16 = 1210;
     pub const ER_NOT_SUPPORTED_YET: u16 = 1235;
+    pub const ER_MAX_PREPARED_STMT_COUNT_REACHED: u16 = 1461;
+    pub const ER_UNSUPPORTED_PS: u16 = 1295;
     pub const ER_PARSE_ERROR: u16 = 1064;
     pub const ER_BAD_NULL_ERROR: u16 = 1048;
     pub const ER_ERROR_DURING_COMMIT: u16 = 1180;
@@ -168,6 +171,114 @@ impl ClientError {
         )
     }
 
+    /// A statement that assigns user variables would run on several shards: which shard's
+    /// value the variable ends up with would be arbitrary.
+    pub fn vars_over_shards() -> Self {
+        Self::new(
+            ErrorKind::Unsupported,
+            codes::ER_NOT_SUPPORTED_YET,
+            b"42000",
+            "This version of slotgate doesn't yet support assigning user variables in a statement that runs on several shards; assign them from a single-shard statement (e.g. with the shard key in WHERE)",
+        )
+    }
+
+    /// EXECUTE / DEALLOCATE of a name the session never prepared.
+    pub fn unknown_sql_prepared(name: &str, command: &str) -> Self {
+        Self::new(ErrorKind::Protocol, codes::ER_UNKNOWN_STMT_HANDLER, b"HY000", format!("Unknown prepared statement handler ({name}) given to {command}"))
+    }
+
+    /// EXECUTE with a number of USING arguments other than the statement's placeholders.
+    pub fn wrong_execute_arguments() -> Self {
+        Self::new(ErrorKind::Protocol, codes::ER_WRONG_ARGUMENTS, b"HY000", "Incorrect arguments to EXECUTE")
+    }
+
+    /// A form of a statement slotgate cannot run faithfully.
+    pub fn not_supported(what: impl std::fmt::Display) -> Self {
+        Self::new(ErrorKind::Unsupported, codes::ER_NOT_SUPPORTED_YET, b"42000", format!("This version of slotgate doesn't yet support {what}"))
+    }
+
+    /// Too many SQL-level prepared statements in one session.
+    pub fn too_many_sql_prepared(limit: usize) -> Self {
+        Self::new(
+            ErrorKind::Overload,
+            codes::ER_MAX_PREPARED_STMT_COUNT_REACHED,
+            b"42000",
+            format!("Can't create more than max_prepared_stmt_count statements (current value: {limit}); DEALLOCATE PREPARE the ones no longer used"),
+        )
+    }
+
+    /// The topology names a shard this node has no connection settings for.
+    pub fn no_pool(shard: &str) -> Self {
+        Self::new(ErrorKind::BackendUnavailable, codes::CR_CONN_HOST_ERROR, b"HY000", format!("No pool for shard {shard}: the topology names a shard this node has no connection settings for"))
+    }
+
+    /// A transaction would reach a second shard with `transaction_mode = "single"`.
+    pub fn single_shard_transaction(held: &str, wanted: &str) -> Self {
+        Self::new(
+            ErrorKind::Unsupported,
+            codes::ER_NOT_SUPPORTED_YET,
+            b"42000",
+            format!(
+                "This version of slotgate doesn't yet support a transaction on more than one shard with routing.transaction_mode = \"single\": the transaction uses shard {held} and this statement needs {wanted}; the transaction is still open — commit it first, or set transaction_mode = \"multi\""
+            ),
+        )
+    }
+
+    /// A pooled connection turned out dead before the statement reached it.
+    pub fn lost_before_sending(shard: &str) -> Self {
+        Self::new(ErrorKind::BackendLost, codes::CR_SERVER_LOST, b"HY000", format!("Lost connection to shard {shard} before the statement was sent; retry it"))
+    }
+
+    /// Several statements in one COM_QUERY without CLIENT_MULTI_STATEMENTS.
+    pub fn multi_statements_off() -> Self {
+        Self::new(
+            ErrorKind::Unsupported,
+            codes::ER_PARSE_ERROR,
+            b"42000",
+            "You have an error in your SQL syntax: several statements in one query, but multi-statements are off for this connection; send them one by one or enable CLIENT_MULTI_STATEMENTS",
+        )
+    }
+
+    /// PREPARE / EXECUTE / DEALLOCATE sent as a server-side prepared statement (or prepared).
+    pub fn unsupported_ps() -> Self {
+        Self::new(ErrorKind::Unsupported, codes::ER_UNSUPPORTED_PS, b"HY000", "This command is not supported in the prepared statement protocol yet")
+    }
+
+    /// MariaDB's syntax error, near `what`.
+    pub fn syntax_near(what: &str) -> Self {
+        Self::new(
+            ErrorKind::Unsupported,
+            codes::ER_PARSE_ERROR,
+            b"42000",
+            format!("You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server version for the right syntax to use near '{what}' at line 1"),
+        )
+    }
+
+    /// Routing was retried while new topology versions kept arriving.
+    pub fn topology_kept_changing() -> Self {
+        Self::new(ErrorKind::Timeout, codes::ER_LOCK_WAIT_TIMEOUT, b"HY000", "Lock wait timeout exceeded: the topology kept changing while this statement was being routed; retry it")
+    }
+
+    /// A client packet above the node's max_allowed_packet.
+    pub fn packet_too_large(limit: impl std::fmt::Display) -> Self {
+        Self::new(
+            ErrorKind::Protocol,
+            codes::ER_NET_PACKET_TOO_LARGE,
+            b"08S01",
+            format!("Got a packet bigger than 'max_allowed_packet' bytes ({limit}); send smaller statements or raise node.max_allowed_packet"),
+        )
+    }
+
+    /// COM_STMT_SEND_LONG_DATA beyond max_allowed_packet.
+    pub fn long_data_too_large() -> Self {
+        Self::new(ErrorKind::Protocol, codes::ER_NET_PACKET_TOO_LARGE, b"08S01", "Parameter data sent with COM_STMT_SEND_LONG_DATA is larger than max_allowed_packet")
+    }
+
+    /// COM_SET_OPTION with an option other than multi-statements on/off.
+    pub fn unknown_set_option(option: impl std::fmt::Display) -> Self {
+        Self::new(ErrorKind::Protocol, codes::ER_UNKNOWN_COM_ERROR, b"08S01", format!("Unknown COM_SET_OPTION value {option}"))
+    }
+
     pub fn shutting_down() -> Self {
         Self::new(
             ErrorKind::Shutdown,
@@ -175,79 +286,5 @@ impl ClientError {
             b"08S01",
             "Server shutdown in progress: this slotgate node is stopping; reconnect to another node",
         )
-    }
-}
-
-impl From<crate::backend::BackendError> for ClientError {
-    fn from(e: crate::backend::BackendError) -> Self {
-        use crate::backend::BackendError as B;
-        match e {
-            B::Server { code, state, message } => {
-                let mut s = [b'H', b'Y', b'0', b'0', b'0'];
-                if state.len() == 5 {
-                    s.copy_from_slice(state.as_bytes());
-                }
-                ClientError { code, state: s, message, kind: ErrorKind::Backend }
-            }
-            B::Unavailable { shard, addr, reason } => ClientError::new(
-                ErrorKind::BackendUnavailable,
-                codes::CR_CONN_HOST_ERROR,
-                b"HY000",
-                format!("Can't connect to shard {shard} ({addr}): {reason}; retry later or check that the shard is up"),
-            ),
-            B::PoolExhausted { shard, addr, waited_ms } => ClientError::new(
-                ErrorKind::Overload,
-                codes::ER_CON_COUNT_ERROR,
-                b"08004",
-                format!("Too many connections: every connection to shard {shard} ({addr}) stayed busy for {waited_ms} ms; retry later or raise backend.pool_max"),
-            ),
-            B::Lost { shard, addr, reason } => ClientError::new(
-                ErrorKind::BackendLost,
-                codes::CR_SERVER_LOST,
-                b"HY000",
-                format!("Lost connection to shard {shard} ({addr}) during query: {reason}; the statement may or may not have been applied"),
-            ),
-            B::Timeout { shard, addr, timeout_ms } => ClientError::new(
-                ErrorKind::Timeout,
-                codes::ER_STATEMENT_TIMEOUT,
-                b"70100",
-                format!("Query execution was interrupted: shard {shard} ({addr}) did not answer within {timeout_ms} ms (backend.query_timeout_ms)"),
-            ),
-            B::Frozen { what, window_ms } => ClientError::new(
-                ErrorKind::Timeout,
-                codes::ER_LOCK_WAIT_TIMEOUT,
-                b"HY000",
-                format!("Lock wait timeout exceeded: {what} is being cut over (switchover, failover or slot move) and stayed frozen longer than {window_ms} ms (node.buffer_window_ms); retry the statement"),
-            ),
-            B::BufferFull { what, limit } => ClientError::new(
-                ErrorKind::Overload,
-                codes::ER_LOCK_WAIT_TIMEOUT,
-                b"HY000",
-                format!("Lock wait timeout exceeded: {what} is being cut over and this node already holds {limit} statements for it (node.buffer_max_statements); retry the statement"),
-            ),
-            B::CutoverAborted { shard } => ClientError::new(
-                ErrorKind::Timeout,
-                codes::ER_LOCK_DEADLOCK,
-                b"40001",
-                format!("Deadlock found when trying to get lock; try restarting transaction: a topology cutover on shard {shard} (slot move, switchover or failover) rolled this transaction back; retry it"),
-            ),
-        }
-    }
-}
-
-impl From<crate::router::RouteError> for ClientError {
-    fn from(e: crate::router::RouteError) -> Self {
-        use crate::router::RouteError as R;
-        match e {
-            // The router's message names what is unsupported across shards and what to do.
-            R::NotSupported(message) => ClientError::new(ErrorKind::Unsupported, codes::ER_NOT_SUPPORTED_YET, b"42000", message),
-            R::MissingShardKey { table, column } => ClientError::new(
-                ErrorKind::Unsupported,
-                codes::ER_BAD_NULL_ERROR,
-                b"23000",
-                format!("Column '{column}' cannot be null or missing: it is the shard key of {table}; give every row a value for it"),
-            ),
-            R::Parse(msg) => ClientError::new(ErrorKind::Unsupported, codes::ER_PARSE_ERROR, b"42000", format!("slotgate could not parse the statement: {msg}")),
-        }
     }
 }

@@ -173,6 +173,7 @@ impl Node {
             metrics: metrics.clone(),
             transaction_mode: config.routing.transaction_mode,
             meta: meta.clone(),
+            session_ids: Default::default(),
         });
         let acceptor = Acceptor {
             frontend: Arc::new(frontend),

@@ -4,6 +4,7 @@
 //! client sees it unchanged; everything else says which shard and node failed.
 
 use mysql_async::Error as MyError;
+use crate::error::{codes, ClientError, ErrorKind};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
@@ -99,4 +100,63 @@ pub async fn bounded<T>(
         let dead = dead_conn(&e);
         (BackendError::from_mysql(e, who.0, who.1), dead)
     })
+}
+
+/// What a client sees of a backend error: the server's own error as it is, the rest as the
+/// MySQL client error it resembles.
+impl From<BackendError> for ClientError {
+    fn from(e: BackendError) -> Self {
+        use BackendError as B;
+        match e {
+            B::Server { code, state, message } => {
+                let mut s = [b'H', b'Y', b'0', b'0', b'0'];
+                if state.len() == 5 {
+                    s.copy_from_slice(state.as_bytes());
+                }
+                ClientError::new(ErrorKind::Backend, code, &s, message)
+            }
+            B::Unavailable { shard, addr, reason } => ClientError::new(
+                ErrorKind::BackendUnavailable,
+                codes::CR_CONN_HOST_ERROR,
+                b"HY000",
+                format!("Can't connect to shard {shard} ({addr}): {reason}; retry later or check that the shard is up"),
+            ),
+            B::PoolExhausted { shard, addr, waited_ms } => ClientError::new(
+                ErrorKind::Overload,
+                codes::ER_CON_COUNT_ERROR,
+                b"08004",
+                format!("Too many connections: every connection to shard {shard} ({addr}) stayed busy for {waited_ms} ms; retry later or raise backend.pool_max"),
+            ),
+            B::Lost { shard, addr, reason } => ClientError::new(
+                ErrorKind::BackendLost,
+                codes::CR_SERVER_LOST,
+                b"HY000",
+                format!("Lost connection to shard {shard} ({addr}) during query: {reason}; the statement may or may not have been applied"),
+            ),
+            B::Timeout { shard, addr, timeout_ms } => ClientError::new(
+                ErrorKind::Timeout,
+                codes::ER_STATEMENT_TIMEOUT,
+                b"70100",
+                format!("Query execution was interrupted: shard {shard} ({addr}) did not answer within {timeout_ms} ms (backend.query_timeout_ms)"),
+            ),
+            B::Frozen { what, window_ms } => ClientError::new(
+                ErrorKind::Timeout,
+                codes::ER_LOCK_WAIT_TIMEOUT,
+                b"HY000",
+                format!("Lock wait timeout exceeded: {what} is being cut over (switchover, failover or slot move) and stayed frozen longer than {window_ms} ms (node.buffer_window_ms); retry the statement"),
+            ),
+            B::BufferFull { what, limit } => ClientError::new(
+                ErrorKind::Overload,
+                codes::ER_LOCK_WAIT_TIMEOUT,
+                b"HY000",
+                format!("Lock wait timeout exceeded: {what} is being cut over and this node already holds {limit} statements for it (node.buffer_max_statements); retry the statement"),
+            ),
+            B::CutoverAborted { shard } => ClientError::new(
+                ErrorKind::Timeout,
+                codes::ER_LOCK_DEADLOCK,
+                b"40001",
+                format!("Deadlock found when trying to get lock; try restarting transaction: a topology cutover on shard {shard} (slot move, switchover or failover) rolled this transaction back; retry it"),
+            ),
+        }
+    }
 }

@@ -12,9 +12,11 @@
 pub mod buffer;
 pub mod error;
 pub mod pool;
+pub mod sync;
 
 pub use error::BackendError;
-pub use pool::{quote_ident, NodePool, PooledConn, SessionSync};
+pub use pool::{quote_ident, NodePool, PooledConn};
+pub use sync::SessionSync;
 
 use crate::config::BackendConfig;
 use crate::metrics::Metrics;

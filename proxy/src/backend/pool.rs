@@ -14,6 +14,7 @@
 //! connection answers a retryable error.
 
 use super::error::BackendError;
+use super::sync::{plan, Applied, SessionSync};
 use crate::config::BackendConfig;
 use crate::metrics::PoolMetrics;
 use dashmap::DashMap;
@@ -22,22 +23,6 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The session state a backend connection must carry for a client session.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionSync {
-    pub db: Option<String>,
-    /// SET statements to replay, in order, on a connection fresh from COM_RESET_CONNECTION.
-    pub sets: Arc<Vec<String>>,
-    /// Fingerprint of `sets` (0 when empty).
-    pub sets_hash: u64,
-}
-
-#[derive(Debug, Clone, Default)]
-struct Applied {
-    db: Option<String>,
-    sets_hash: u64,
-}
 
 pub(super) struct NodeInner {
     pub shard: String,
@@ -250,33 +235,39 @@ impl PooledConn {
         self.node.metrics.latency.record(took.as_secs_f64());
     }
 
-    /// Brings this connection to the session state `want`: reset if it carries another
-    /// session's settings, replay SETs, select the database.
-    pub async fn sync(&mut self, want: &SessionSync) -> Result<(), BackendError> {
+    /// Brings this connection to the session state `want` (see [`super::sync`]): reset if it
+    /// carries another session's state (only when `may_reset`: a connection holding a
+    /// transaction or temporary tables must not lose them), replay the SETs and user
+    /// variables it lacks, select the database.
+    pub async fn sync(&mut self, want: &SessionSync, may_reset: bool) -> Result<(), BackendError> {
         let id = self.conn().id();
         let have = self.node.applied.get(&id).map(|a| a.clone()).unwrap_or_default();
-        if have.sets_hash == want.sets_hash && (want.db.is_none() || have.db == want.db) {
+        let p = plan(&have, want);
+        if p.is_empty() {
             return Ok(());
         }
         let (shard, addr) = (self.node.shard.clone(), self.node.addr.clone());
+        if p.reset && !may_reset {
+            return Err(BackendError::Lost { shard, addr, reason: "the connection's session state is unknown after an error, and it holds a transaction".into() });
+        }
         let err = |e| BackendError::from_mysql(e, &shard, &addr);
-        let mut db = have.db.clone();
-        if have.sets_hash != want.sets_hash {
-            if have.sets_hash != 0 {
-                self.conn().reset().await.map_err(err)?;
-            }
-            if !want.sets.is_empty() {
-                let sql = want.sets.join(";\n");
-                self.conn().query_drop(sql).await.map_err(err)?;
-            }
+        // Until it is done, a failure leaves the connection in an unknown state.
+        self.node.applied.insert(id, Applied::unknown());
+        if p.reset {
+            self.conn().reset().await.map_err(err)?;
         }
-        if let Some(want_db) = &want.db {
-            if db.as_ref() != Some(want_db) {
-                self.conn().query_drop(format!("USE {}", quote_ident(want_db))).await.map_err(err)?;
-                db = Some(want_db.clone());
-            }
+        let mut batch: Vec<&str> = want.sets.get(p.sets_from..).unwrap_or_default().iter().map(String::as_str).collect();
+        if p.vars && !want.vars.is_empty() {
+            batch.push(&want.vars);
         }
-        self.node.applied.insert(id, Applied { db, sets_hash: want.sets_hash });
+        let use_db = want.db.as_ref().filter(|_| p.use_db).map(|db| format!("USE {}", quote_ident(db)));
+        if let Some(u) = &use_db {
+            batch.push(u);
+        }
+        if !batch.is_empty() {
+            self.conn().query_drop(batch.join(";\n")).await.map_err(err)?;
+        }
+        self.node.applied.insert(id, Applied::of(want));
         Ok(())
     }
 
@@ -284,14 +275,14 @@ impl PooledConn {
     /// the next sync does not redo it.
     pub fn note_state(&mut self, want: &SessionSync) {
         let id = self.conn().id();
-        self.node.applied.insert(id, Applied { db: want.db.clone(), sets_hash: want.sets_hash });
+        self.node.applied.insert(id, Applied::of(want));
     }
 
     /// Marks the connection as carrying unknown state (a statement failed midway): the next
     /// user resets it.
     pub fn note_unknown_state(&mut self) {
         let id = self.conn().id();
-        self.node.applied.insert(id, Applied { db: None, sets_hash: u64::MAX });
+        self.node.applied.insert(id, Applied::unknown());
     }
 
     /// Closes the connection instead of returning it (it broke or timed out mid-statement).

@@ -12,7 +12,7 @@ use super::handshake::{self, FrontendConfig, HandshakeError, Login};
 use super::reply::Reply;
 use super::stream::{Io, PacketStream, StreamError};
 use super::Handler;
-use crate::error::{codes, ClientError, ErrorKind};
+use crate::error::ClientError;
 use crate::metrics::{CommandLabel, Metrics};
 use mysql_common::constants::CapabilityFlags;
 use mysql_common::packets::AuthPlugin;
@@ -119,12 +119,7 @@ async fn command_loop<H: Handler>(
             Ok(Some(p)) => p,
             Ok(None) => return Ok(()),
             Err(StreamError::TooLarge) => {
-                let e = ClientError::new(
-                    ErrorKind::Protocol,
-                    codes::ER_NET_PACKET_TOO_LARGE,
-                    b"08S01",
-                    format!("Got a packet bigger than 'max_allowed_packet' bytes ({}); send smaller statements or raise node.max_allowed_packet", cfg.max_allowed_packet),
-                );
+                let e = ClientError::packet_too_large(cfg.max_allowed_packet);
                 metrics.error(e.kind);
                 let _ = stream.send(super::packets::err(&e)).await;
                 return Ok(());
@@ -193,12 +188,7 @@ async fn dispatch<H: Handler>(
                 if meta.long_data_bytes > cfg.max_allowed_packet {
                     meta.long_data.clear();
                     meta.long_data_bytes = 0;
-                    return Err(ClientError::new(
-                        ErrorKind::Protocol,
-                        codes::ER_NET_PACKET_TOO_LARGE,
-                        b"08S01",
-                        "Parameter data sent with COM_STMT_SEND_LONG_DATA is larger than max_allowed_packet",
-                    ));
+                    return Err(ClientError::long_data_too_large());
                 }
                 meta.long_data_bytes = 0;
                 execute::parse_execute(&body, meta.num_params, &mut meta.bound, &mut meta.long_data)
@@ -251,7 +241,7 @@ async fn dispatch<H: Handler>(
                 }
                 _ => {
                     reply
-                        .error(&ClientError::new(ErrorKind::Protocol, codes::ER_UNKNOWN_COM_ERROR, b"08S01", format!("Unknown COM_SET_OPTION value {option}")))
+                        .error(&ClientError::unknown_set_option(option))
                         .await?
                 }
             }

@@ -3,9 +3,10 @@
 //! Contract: CREATE/ALTER/DROP/TRUNCATE TABLE and CREATE/DROP INDEX of sharded tables go to
 //! every shard (`Broadcast`), of unsharded tables home; a statement mixing both is refused.
 //! RENAME TABLE to or from a sharded name and CREATE/ALTER/DROP DATABASE go everywhere. SET,
-//! USE, SHOW, EXPLAIN/DESCRIBE, transaction control, KILL, FLUSH and the like go home as
-//! `Session` (a SET whose subquery reads sharded tables goes to their one shard, or is
-//! refused). Any other statement goes home unless it names a sharded table, in which case it
+//! USE, SHOW of variables and status, EXPLAIN, transaction control, KILL, FLUSH and the like
+//! go where the session is (`Home` / `Session`); SHOW TABLES / COLUMNS / CREATE, DESCRIBE
+//! and other schema metadata go to the home shard (`Home` / `Read`), which holds every table.
+//! A SET whose subquery reads sharded tables goes to their one shard, or is refused. Any other statement goes home unless it names a sharded table, in which case it
 //! is refused (never half-done).
 
 use super::decide::Decision;
@@ -37,26 +38,28 @@ pub(crate) fn route_other(stmt: &Statement, topo: &Topology, ctx: &RouteContext<
         | Statement::Rollback { .. }
         | Statement::Savepoint { .. }
         | Statement::ReleaseSavepoint { .. }
-        | Statement::ShowFunctions { .. }
         | Statement::ShowVariable { .. }
         | Statement::ShowStatus { .. }
         | Statement::ShowVariables { .. }
-        | Statement::ShowCreate { .. }
-        | Statement::ShowColumns { .. }
-        | Statement::ShowCatalogs { .. }
-        | Statement::ShowDatabases { .. }
         | Statement::ShowProcessList { .. }
-        | Statement::ShowSchemas { .. }
         | Statement::ShowCharset(_)
-        | Statement::ShowObjects(_)
-        | Statement::ShowTables { .. }
-        | Statement::ShowViews { .. }
         | Statement::ShowCollation { .. }
-        | Statement::ExplainTable { .. }
         | Statement::Explain { .. }
         | Statement::Kill { .. }
         | Statement::Flush { .. }
         | Statement::UnlockTables => session,
+        // Schema metadata: the home shard holds every table (the unsharded ones only there),
+        // wherever the session's connections are.
+        Statement::ShowFunctions { .. }
+        | Statement::ShowCreate { .. }
+        | Statement::ShowColumns { .. }
+        | Statement::ShowCatalogs { .. }
+        | Statement::ShowDatabases { .. }
+        | Statement::ShowSchemas { .. }
+        | Statement::ShowObjects(_)
+        | Statement::ShowTables { .. }
+        | Statement::ShowViews { .. }
+        | Statement::ExplainTable { .. } => Ok(Route { kind: StatementKind::Read, target: Target::Home }),
         Statement::CreateDatabase { .. } | Statement::CreateSchema { .. } | Statement::AlterSchema(_) => everywhere(),
         Statement::Drop { object_type: ObjectType::Database | ObjectType::Schema, .. } => everywhere(),
         Statement::Drop { object_type: ObjectType::Table, names, temporary, .. } => tables(names.iter(), *temporary, topo, ctx),

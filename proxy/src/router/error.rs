@@ -2,7 +2,9 @@
 //!
 //! Contract: every refusal of the router is one of these three; the messages are written for
 //! the client (they name what is unsupported across shards and what to do instead). The MySQL
-//! error codes they map to are chosen in one place, `crate::error`.
+//! error codes they map to are chosen here, with the codes of `crate::error`.
+
+use crate::error::{codes, ClientError, ErrorKind};
 
 /// A statement the router cannot (or will not) route.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,5 +38,22 @@ mod tests {
         assert!(e.to_string().contains("shop.orders"));
         assert!(matches!(RouteError::unsupported("x"), RouteError::NotSupported(_)));
         assert_eq!(RouteError::Parse("y".into()).to_string(), "could not parse the statement: y");
+    }
+}
+
+impl From<RouteError> for ClientError {
+    fn from(e: RouteError) -> Self {
+        use RouteError as R;
+        match e {
+            // The router's message names what is unsupported across shards and what to do.
+            R::NotSupported(message) => ClientError::new(ErrorKind::Unsupported, codes::ER_NOT_SUPPORTED_YET, b"42000", message),
+            R::MissingShardKey { table, column } => ClientError::new(
+                ErrorKind::Unsupported,
+                codes::ER_BAD_NULL_ERROR,
+                b"23000",
+                format!("Column '{column}' cannot be null or missing: it is the shard key of {table}; give every row a value for it"),
+            ),
+            R::Parse(msg) => ClientError::new(ErrorKind::Unsupported, codes::ER_PARSE_ERROR, b"42000", format!("slotgate could not parse the statement: {msg}")),
+        }
     }
 }

@@ -30,6 +30,7 @@ mod merge;
 mod parse;
 mod scope;
 mod select;
+mod unparsed;
 
 #[cfg(test)]
 mod tests;
@@ -41,6 +42,7 @@ mod tests_select;
 pub use error::RouteError;
 pub use merge::{AggFunc, Aggregate, MergePlan, SortKey};
 pub use parse::{ParseCache, MAX_CACHED_LEN, MAX_CHAIN};
+pub use unparsed::route_unparsed;
 
 use slotgate_shared::Topology;
 use sqlparser::ast::{Statement, Use};

@@ -17,6 +17,9 @@ pub enum Effect {
     Set(String),
     /// State only this connection can hold; the reason is for logs.
     Sticky(&'static str),
+    /// The statement may assign these user variables (lower-cased names, without `@`): the
+    /// session reads their values back and replays them on its other connections.
+    Vars(Vec<String>),
 }
 
 /// Transaction control statements, which the session runs on every shard of the transaction.
@@ -45,11 +48,25 @@ pub struct Classified {
     /// Every statement only reads or sets session state (SELECT, SHOW, SET, …): safe to run
     /// again if a connection died before answering.
     pub read_only: bool,
+    /// A statement that commits an open transaction before it runs, as on MariaDB (DDL,
+    /// LOCK TABLES, `SET autocommit = 1`, ...).
+    pub implicit_commit: bool,
+    /// A statement is SQL-level PREPARE / EXECUTE / DEALLOCATE PREPARE, which the session
+    /// runs itself (see `sqlprep`).
+    pub sql_prep: bool,
 }
 
 impl Classified {
     pub fn statements(&self) -> usize {
         self.effects.len()
+    }
+
+    /// User variables the statements may assign.
+    pub fn assigned_vars(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.effects.iter().filter_map(|e| if let Effect::Vars(v) = e { Some(v.clone()) } else { None }).flatten().collect();
+        names.sort();
+        names.dedup();
+        names
     }
 }
 
@@ -58,6 +75,8 @@ pub fn classify(sql: &str) -> Classified {
     let mut effects = Vec::new();
     let mut reads_last_insert_id = false;
     let mut read_only = true;
+    let mut implicit_commit = false;
+    let mut sql_prep = false;
     let statements = split(sql);
     let (local_infile, tx) = match statements.as_slice() {
         [one] => (local_infile_name(one), tx_control(one)),
@@ -69,11 +88,54 @@ pub fn classify(sql: &str) -> Classified {
             ["LAST_INSERT_ID", "@@IDENTITY", "@@LAST_INSERT_ID", "@@SESSION.LAST_INSERT_ID"].iter().any(|k| w.eq_ignore_ascii_case(k))
         });
         let first = words.first().copied().unwrap_or("");
+        implicit_commit |= commits_implicitly(&words);
+        sql_prep |= ["PREPARE", "EXECUTE", "DEALLOCATE"].iter().any(|k| first.eq_ignore_ascii_case(k))
+            || (first.eq_ignore_ascii_case("DROP") && words.get(1).is_some_and(|w| w.eq_ignore_ascii_case("PREPARE")));
         read_only &= ["SELECT", "SHOW", "DESC", "DESCRIBE", "EXPLAIN", "SET", "USE", "VALUES"].iter().any(|k| first.eq_ignore_ascii_case(k))
             && !words.iter().any(|w| w.eq_ignore_ascii_case("OUTFILE") || w.eq_ignore_ascii_case("DUMPFILE"));
         effects.push(effect(stmt, &words));
     }
-    Classified { effects, reads_last_insert_id, local_infile, tx, read_only }
+    Classified { effects, reads_last_insert_id, local_infile, tx, read_only, implicit_commit, sql_prep }
+}
+
+/// Statements that end an open transaction before they run (MariaDB's "statements that cause
+/// an implicit commit"): DDL other than on temporary tables, account management, LOCK TABLES,
+/// and turning autocommit on.
+fn commits_implicitly(words: &[&str]) -> bool {
+    let up = |i: usize| words.get(i).map(|w| w.to_ascii_uppercase()).unwrap_or_default();
+    match up(0).as_str() {
+        "CREATE" | "DROP" => {
+            let second = up(1);
+            let temporary = second == "TEMPORARY" || (second == "OR" && up(3) == "TEMPORARY");
+            !temporary && second != "PREPARE"
+        }
+        "ALTER" | "RENAME" | "TRUNCATE" | "GRANT" | "REVOKE" | "ANALYZE" | "OPTIMIZE" | "REPAIR" | "INSTALL" | "UNINSTALL" => true,
+        "LOCK" => up(1) == "TABLES" || up(1) == "TABLE",
+        "SET" => {
+            let at = words.iter().position(|w| {
+                let w = w.to_ascii_lowercase();
+                w == "autocommit" || w == "@@autocommit" || w == "@@session.autocommit" || w == "@@local.autocommit"
+            });
+            at.and_then(|i| words.get(i + 1)).is_some_and(|v| ["1", "ON", "TRUE"].iter().any(|k| v.eq_ignore_ascii_case(k)))
+        }
+        _ => false,
+    }
+}
+
+/// The user variables (`@name`, not `@@system`) a statement names, lower-cased without `@`;
+/// `None` when one is written in a form this reader does not take apart (quoted names).
+fn user_vars(words: &[&str]) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for w in words {
+        if let Some(name) = w.strip_prefix('@').filter(|_| !w.starts_with("@@")) {
+            let name = name.trim_end_matches('.');
+            if name.is_empty() || name.contains('@') || name.contains('.') {
+                return None;
+            }
+            names.push(name.to_lowercase());
+        }
+    }
+    Some(names)
 }
 
 /// Recognises transaction control statements.
@@ -127,17 +189,25 @@ pub fn local_infile_name(stmt: &str) -> Option<String> {
 fn effect(stmt: &str, words: &[&str]) -> Effect {
     let up = |i: usize| words.get(i).map(|w| w.to_ascii_uppercase()).unwrap_or_default();
     for w in words {
-        if *w == ":=" || w.eq_ignore_ascii_case("GET_LOCK") {
-            return Effect::Sticky("user variable or named lock");
+        if w.eq_ignore_ascii_case("GET_LOCK") {
+            return Effect::Sticky("named lock");
         }
         if w.eq_ignore_ascii_case("SQL_CALC_FOUND_ROWS") {
             return Effect::Sticky("SQL_CALC_FOUND_ROWS");
         }
     }
-    if words.windows(2).any(|p| p[0].eq_ignore_ascii_case("INTO") && p[1].starts_with('@') && !p[1].starts_with("@@")) {
-        return Effect::Sticky("SELECT ... INTO @variable");
-    }
     let first = words.first().copied().unwrap_or("");
+    // Statements that may assign user variables: `:=`, `INTO @v`, `SET @v`, `CALL p(@out)`.
+    let assigns = words.contains(&":=")
+        || words.windows(2).any(|p| p[0].eq_ignore_ascii_case("INTO") && p[1].starts_with('@') && !p[1].starts_with("@@"))
+        || first.eq_ignore_ascii_case("CALL");
+    if assigns {
+        return match user_vars(words) {
+            Some(names) if names.is_empty() => Effect::None,
+            Some(names) => Effect::Vars(names),
+            None => Effect::Sticky("user variable with a quoted name"),
+        };
+    }
     if !["USE", "SET", "CREATE", "LOCK", "PREPARE", "EXECUTE", "DEALLOCATE", "HANDLER", "XA"].iter().any(|k| first.eq_ignore_ascii_case(k)) {
         return Effect::None;
     }
@@ -149,7 +219,6 @@ fn effect(stmt: &str, words: &[&str]) -> Effect {
         "SET" => set_effect(stmt, words),
         "CREATE" if up(1) == "TEMPORARY" || (up(1) == "OR" && up(3) == "TEMPORARY") => Effect::Sticky("temporary table"),
         "LOCK" => Effect::Sticky("LOCK TABLES"),
-        "PREPARE" | "EXECUTE" | "DEALLOCATE" => Effect::Sticky("SQL-level prepared statement"),
         "HANDLER" => Effect::Sticky("HANDLER"),
         "XA" => Effect::Sticky("XA transaction"),
         _ => Effect::None,
@@ -168,10 +237,54 @@ fn set_effect(stmt: &str, words: &[&str]) -> Effect {
     if second.starts_with("@@GLOBAL.") {
         return Effect::None;
     }
-    if words.iter().skip(1).any(|w| w.starts_with('@') && !w.starts_with("@@")) {
-        return Effect::Sticky("user variable");
+    let targets: Vec<&&str> = words.iter().skip(1).filter(|w| w.starts_with('@') && !w.starts_with("@@")).collect();
+    if !targets.is_empty() {
+        // Only user variables (`SET @a = 1, @b = @a + 1`): read back and replayed as values.
+        // Mixed with system variables, the text could not be replayed as written.
+        let only_user = stmt_assignments(stmt).iter().all(|target| target.starts_with('@') && !target.starts_with("@@"));
+        return match user_vars(words) {
+            Some(names) if only_user => Effect::Vars(names),
+            _ => Effect::Sticky("user variable set with system variables"),
+        };
     }
     Effect::Set(stmt.trim().to_string())
+}
+
+/// The first word of every top-level assignment of a `SET a = x, b = y`: the targets.
+fn stmt_assignments(stmt: &str) -> Vec<String> {
+    let b = stmt.as_bytes();
+    let mut parts = Vec::new();
+    let (mut start, mut depth, mut i) = (0, 0i32, 0);
+    while i < b.len() {
+        match b[i] {
+            b'\'' | b'"' | b'`' => {
+                i = skip_quoted(b, i);
+                continue;
+            }
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            b',' if depth == 0 => {
+                parts.push(&stmt[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(&stmt[start..]);
+    parts
+        .iter()
+        .enumerate()
+        .filter_map(|(n, part)| {
+            let w = words(part);
+            let skip = if n == 0 { 1 } else { 0 };
+            let w: Vec<&str> = w.into_iter().skip(skip).collect();
+            let first = w.first()?.to_ascii_uppercase();
+            // `SET SESSION x = 1`, `SET NAMES ...`: system settings.
+            let target = if ["SESSION", "LOCAL", "GLOBAL"].contains(&first.as_str()) { w.get(1)? } else { w.first()? };
+            Some(target.to_string())
+        })
+        .collect()
 }
 
 fn unquote(ident: &str) -> String {
@@ -183,6 +296,18 @@ fn unquote(ident: &str) -> String {
     }
 }
 
+/// When a string, quoted name or comment (not a `/*!` executable one) starts at `i`: the
+/// index just after it.
+pub(super) fn skip_literal(b: &[u8], i: usize) -> Option<usize> {
+    match b[i] {
+        b'\'' | b'"' | b'`' => Some(skip_quoted(b, i)),
+        b'-' if b.get(i + 1) == Some(&b'-') && b.get(i + 2).is_none_or(|c| c.is_ascii_whitespace()) => Some(skip_line(b, i)),
+        b'#' => Some(skip_line(b, i)),
+        b'/' if b.get(i + 1) == Some(&b'*') && b.get(i + 2) != Some(&b'!') => Some(skip_block(b, i)),
+        _ => None,
+    }
+}
+
 /// Splits on top-level `;`, dropping empty statements.
 pub fn split(sql: &str) -> Vec<&str> {
     let b = sql.as_bytes();
@@ -190,11 +315,11 @@ pub fn split(sql: &str) -> Vec<&str> {
     let mut start = 0;
     let mut i = 0;
     while i < b.len() {
+        if let Some(end) = skip_literal(b, i) {
+            i = end;
+            continue;
+        }
         match b[i] {
-            b'\'' | b'"' | b'`' => i = skip_quoted(b, i),
-            b'-' if b.get(i + 1) == Some(&b'-') && b.get(i + 2).is_none_or(|c| c.is_ascii_whitespace()) => i = skip_line(b, i),
-            b'#' => i = skip_line(b, i),
-            b'/' if b.get(i + 1) == Some(&b'*') && b.get(i + 2) != Some(&b'!') => i = skip_block(b, i),
             b';' => {
                 push_nonempty(&mut out, &sql[start..i]);
                 i += 1;
@@ -213,7 +338,7 @@ fn push_nonempty<'a>(out: &mut Vec<&'a str>, s: &'a str) {
     }
 }
 
-fn skip_quoted(b: &[u8], start: usize) -> usize {
+pub(super) fn skip_quoted(b: &[u8], start: usize) -> usize {
     let q = b[start];
     let mut i = start + 1;
     while i < b.len() {
@@ -317,13 +442,17 @@ mod tests {
         assert_eq!(one("set sql_mode='ANSI'"), Effect::Set("set sql_mode='ANSI'".into()));
         assert_eq!(one("/*!40101 SET character_set_client = utf8 */"), Effect::Set("/*!40101 SET character_set_client = utf8 */".into()));
         assert_eq!(one("SET GLOBAL max_connections=10"), Effect::None);
-        assert!(matches!(one("SET @x = 1"), Effect::Sticky(_)));
+        assert_eq!(one("SET @x = 1"), Effect::Vars(vec!["x".into()]));
+        assert_eq!(one("SET @X := @y + 1, @z = 2"), Effect::Vars(vec!["x".into(), "y".into(), "z".into()]));
+        assert!(matches!(one("SET @x = 1, sql_mode = ''"), Effect::Sticky(_)));
+        assert_eq!(one("CALL p(@out)"), Effect::Vars(vec!["out".into()]));
+        assert_eq!(one("SELECT a FROM t WHERE b = @v"), Effect::None);
         assert!(matches!(one("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"), Effect::Sticky(_)));
         assert!(matches!(one("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"), Effect::Set(_)));
         assert!(matches!(one("CREATE TEMPORARY TABLE t (a int)"), Effect::Sticky(_)));
         assert!(matches!(one("SELECT GET_LOCK('a', 1)"), Effect::Sticky(_)));
-        assert!(matches!(one("SELECT @a := 1"), Effect::Sticky(_)));
-        assert!(matches!(one("SELECT 1 INTO @a"), Effect::Sticky(_)));
+        assert_eq!(one("SELECT @a := 1"), Effect::Vars(vec!["a".into()]));
+        assert_eq!(one("SELECT 1 INTO @a"), Effect::Vars(vec!["a".into()]));
         assert_eq!(one("SELECT ':=' , 'USE x'"), Effect::None);
         assert_eq!(one("SELECT * FROM t WHERE a = 1"), Effect::None);
     }
@@ -366,6 +495,21 @@ mod tests {
         assert_eq!(classify("LOAD DATA INFILE '/tmp/a.csv' INTO TABLE t").local_infile, None);
         assert_eq!(classify("LOAD DATA LOCAL INFILE").local_infile, None);
         assert_eq!(classify("SELECT 1; LOAD DATA LOCAL INFILE 'a' INTO TABLE t").local_infile, None);
+    }
+
+    #[test]
+    fn implicit_commits() {
+        assert!(classify("CREATE TABLE t (a int)").implicit_commit);
+        assert!(classify("drop table t").implicit_commit);
+        assert!(!classify("CREATE TEMPORARY TABLE t (a int)").implicit_commit);
+        assert!(!classify("DROP TEMPORARY TABLE t").implicit_commit);
+        assert!(classify("SET autocommit = 1").implicit_commit);
+        assert!(classify("set @@autocommit=ON").implicit_commit);
+        assert!(!classify("SET autocommit = 0").implicit_commit);
+        assert!(!classify("SELECT 1").implicit_commit);
+        assert!(classify("PREPARE s FROM 'SELECT 1'").sql_prep);
+        assert!(classify("DROP PREPARE s").sql_prep);
+        assert!(!classify("DROP PREPARE s").implicit_commit);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use super::state::SessionState;
 use crate::backend::error::bounded;
 use crate::backend::{BackendError, Backends, PooledConn};
-use crate::error::{ClientError, ErrorKind};
+use crate::error::ClientError;
 use mysql_async::prelude::Queryable;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,6 +21,8 @@ use std::time::Duration;
 pub struct Conns {
     backends: Backends,
     pinned: HashMap<String, PooledConn>,
+    /// The transaction (`SessionState::tx_seq`) each shard's pinned connection has joined.
+    joined: HashMap<String, u64>,
     /// The last connection used outside a transaction, kept for the next statement while
     /// the client is busy and given back to the pool once it is idle (see `release_held`).
     held: Option<(String, PooledConn)>,
@@ -38,7 +40,7 @@ pub struct Taken {
 
 impl Conns {
     pub fn new(backends: Backends) -> Conns {
-        Conns { backends, pinned: HashMap::new(), held: None, found_rows: false, version: 0 }
+        Conns { backends, pinned: HashMap::new(), joined: HashMap::new(), held: None, found_rows: false, version: 0 }
     }
 
     pub fn backends(&self) -> &Backends {
@@ -80,48 +82,64 @@ impl Conns {
         self.held = None;
     }
 
+    /// A connection to `shard` for the session's next statement: the pinned one, the held
+    /// one or a pooled one, brought to the session's state (database, SETs, user variables)
+    /// and, when a transaction is open, joined to it (its BEGIN and SAVEPOINTs sent once),
+    /// whatever pinned the connection before.
     pub async fn take(&mut self, shard: &str, state: &SessionState, needs_last_insert_id: bool) -> Result<Taken, ClientError> {
-        if let Some(mut conn) = self.pinned.remove(shard) {
-            if conn.aborted() {
-                conn.discard();
-                return Err(BackendError::CutoverAborted { shard: shard.to_string() }.into());
+        let (mut c, pinned) = match self.pinned.remove(shard) {
+            Some(mut conn) => {
+                if conn.aborted() {
+                    conn.discard();
+                    return Err(BackendError::CutoverAborted { shard: shard.to_string() }.into());
+                }
+                conn.tag(self.version, false);
+                (conn, true)
             }
-            conn.tag(self.version, false);
-            return Ok(Taken { conn, fresh: false });
-        }
-        let held = match self.held.take() {
-            // A held connection goes to the old primary: a frozen shard waits like new work.
-            Some((s, c)) if s == shard && !self.backends.is_frozen(shard) => Some(c),
-            _ => None,
-        };
-        let mut c = match held {
-            Some(c) => c,
             None => {
-                let pool = self.backends.primary_when_unfrozen(shard).await?.ok_or_else(|| {
-                    ClientError::new(ErrorKind::BackendUnavailable, crate::error::codes::CR_CONN_HOST_ERROR, b"HY000", format!("No pool for shard {shard}: the topology names a shard this node has no connection settings for"))
-                })?;
-                pool.acquire(self.found_rows).await?
+                let held = match self.held.take() {
+                    // A held connection goes to the old primary: a frozen shard waits like new work.
+                    Some((s, c)) if s == shard && !self.backends.is_frozen(shard) => Some(c),
+                    _ => None,
+                };
+                let mut c = match held {
+                    Some(c) => c,
+                    None => {
+                        let pool = self.backends.primary_when_unfrozen(shard).await?.ok_or_else(|| ClientError::no_pool(shard))?;
+                        pool.acquire(self.found_rows).await?
+                    }
+                };
+                c.tag(self.version, true);
+                (c, false)
             }
         };
-        c.tag(self.version, true);
-        if let Err(e) = c.sync(state.sync()).await {
+        // A pinned connection holds a transaction or temporary tables: it is brought forward,
+        // never reset.
+        if let Err(e) = c.sync(state.sync(), !pinned).await {
             return Err(fail(c, e));
         }
         let mut joins: Vec<String> = Vec::new();
         if needs_last_insert_id && state.last_insert_id != 0 {
             joins.push(format!("DO LAST_INSERT_ID({})", state.last_insert_id));
         }
-        if state.in_tx {
-            joins.push(state.tx_begin.clone().unwrap_or_else(|| "BEGIN".into()));
+        let joined = pinned && self.joined.get(shard) == Some(&state.tx_seq);
+        if state.in_transaction() && !joined {
+            if state.in_tx {
+                joins.push(state.tx_begin.clone().unwrap_or_else(|| "BEGIN".into()));
+            }
+            // With autocommit off the connection's own first statement opens the transaction.
             joins.extend(state.savepoints.iter().cloned());
         }
-        let fresh = joins.is_empty();
+        let fresh = !pinned && joins.is_empty();
         for sql in joins {
             let (s, a) = (c.shard().to_string(), c.addr().to_string());
             let limit = c.query_timeout();
             if let Err((e, _)) = bounded(limit, (&s, &a), c.conn().query_drop(sql)).await {
                 return Err(fail(c, e));
             }
+        }
+        if state.in_transaction() {
+            self.joined.insert(shard.to_string(), state.tx_seq);
         }
         Ok(Taken { conn: c, fresh })
     }

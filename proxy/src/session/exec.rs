@@ -2,13 +2,15 @@
 //! summed), inside the session's transaction when one is open.
 //!
 //! Contract: the route decides where; this file only takes connections, runs, answers and
-//! decides what stays pinned. It never reads the SQL text.
+//! decides what stays pinned. It never reads the SQL text. Each step answers the client
+//! (result or error) and returns `Step::Done`, or answers nothing and returns
+//! `Step::Reroute` when a newer topology was published before anything was sent.
 
 use super::classify::Classified;
 use super::forward::{forward, Outcome, Request};
 use super::scatter;
 use super::Session;
-use crate::error::{codes, ClientError, ErrorKind};
+use crate::error::ClientError;
 use crate::frontend::{Reply, StreamError};
 use crate::router::{MergePlan, Route, StatementKind, Target};
 use slotgate_shared::Topology;
@@ -33,13 +35,26 @@ fn labels(route: &Route) -> (&'static str, &'static str) {
     (r, k)
 }
 
+/// How a step of a statement ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    /// The client has its answer.
+    Done,
+    /// Nothing was sent: route the statement again with the newer topology.
+    Reroute,
+}
+
 fn shard_id(topo: &Topology, idx: usize) -> String {
     topo.shards.get(idx).map(|s| s.id.clone()).unwrap_or_else(|| topo.shards[topo.home_index()].id.clone())
 }
 
 impl Session {
-    pub(super) async fn execute(&mut self, route: Route, req: &Request, classified: &Classified, topo: &Topology, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+    pub(super) async fn execute(&mut self, route: Route, req: &Request, classified: &Classified, topo: &Topology, reply: &mut Reply<'_>) -> Result<Step, StreamError> {
         let (r, k) = labels(&route);
+        if !classified.assigned_vars().is_empty() && !matches!(route.target, Target::Home | Target::Single { .. }) {
+            self.shared.metrics.routing().refused("user_variable_over_shards");
+            return reply.error(&ClientError::vars_over_shards()).await.map(|_| Step::Done);
+        }
         self.shared.metrics.routing().routed(r, k);
         let ids = |v: &[usize]| v.iter().map(|i| shard_id(topo, *i)).collect::<Vec<_>>();
         match route.target {
@@ -74,9 +89,14 @@ impl Session {
         }
     }
 
-    /// Where a statement that touches no table runs: a shard the session holds, else home.
+    /// Where a statement that touches no table runs: home when the session holds it or
+    /// nothing, else a shard the session holds.
     pub(super) fn session_shard(&self, topo: &Topology) -> String {
-        self.conns.any_pinned().unwrap_or_else(|| shard_id(topo, topo.home_index()))
+        let home = shard_id(topo, topo.home_index());
+        if self.conns.pinned_shards().contains(&home) {
+            return home;
+        }
+        self.conns.any_pinned().unwrap_or(home)
     }
 
     /// Checks `transaction_mode` before a statement reaches `shards` inside a transaction.
@@ -92,15 +112,7 @@ impl Session {
         if self.shared.transaction_mode == crate::config::TransactionMode::Single {
             self.shared.metrics.routing().refused("single_shard_transaction");
             let held = self.conns.pinned_shards().join(", ");
-            return Err(ClientError::new(
-                ErrorKind::Unsupported,
-                codes::ER_NOT_SUPPORTED_YET,
-                b"42000",
-                format!(
-                    "This version of slotgate doesn't yet support a transaction on more than one shard with routing.transaction_mode = \"single\": the transaction uses shard {held} and this statement needs {}; the transaction is still open — commit it first, or set transaction_mode = \"multi\"",
-                    shards.join(", ")
-                ),
-            ));
+            return Err(ClientError::single_shard_transaction(&held, &shards.join(", ")));
         }
         if !self.state.tx_multi_shard {
             self.state.tx_multi_shard = true;
@@ -111,23 +123,22 @@ impl Session {
 
     /// One shard: the statement streams through unchanged, with one retry when a pooled
     /// connection was dead before the statement reached it.
-    pub(super) async fn run_single(&mut self, shard: &str, req: &Request, classified: &Classified, idempotent: bool, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+    pub(super) async fn run_single(&mut self, shard: &str, req: &Request, classified: &Classified, idempotent: bool, reply: &mut Reply<'_>) -> Result<Step, StreamError> {
         if let Err(e) = self.admit(&[shard.to_string()]) {
-            return reply.error(&e).await;
+            return reply.error(&e).await.map(|_| Step::Done);
         }
         let mut attempt = 0;
         loop {
             attempt += 1;
             let taken = match self.conns.take(shard, &self.state, classified.reads_last_insert_id).await {
                 Ok(t) => t,
-                Err(e) => return reply.error(&e).await,
+                Err(e) => return reply.error(&e).await.map(|_| Step::Done),
             };
             let mut conn = taken.conn;
             if self.version_moved() {
                 // Nothing was sent yet: route the statement again with the new version.
                 self.give_back(vec![(shard.to_string(), Some(conn))]);
-                self.reroute = true;
-                return Ok(());
+                return Ok(Step::Reroute);
             }
             let started = std::time::Instant::now();
             let outcome = match forward(&mut conn, req, classified.local_infile.as_deref(), idempotent, self.state.client_status(), reply).await {
@@ -148,19 +159,14 @@ impl Session {
             }
             if retry {
                 conn.discard();
-                let e = ClientError::new(
-                    ErrorKind::BackendLost,
-                    codes::CR_SERVER_LOST,
-                    b"HY000",
-                    format!("Lost connection to shard {shard} before the statement was sent; retry it"),
-                );
+                let e = ClientError::lost_before_sending(shard);
                 if self.state.needs_pin() {
                     reply.close_after();
                 }
                 self.state.status = mysql_common::constants::StatusFlags::SERVER_STATUS_AUTOCOMMIT;
-                return reply.error(&e).await;
+                return reply.error(&e).await.map(|_| Step::Done);
             }
-            return self.finish(shard, conn, outcome, classified, reply).await;
+            return self.finish(shard, conn, outcome, classified, reply).await.map(|_| Step::Done);
         }
     }
 
@@ -175,9 +181,7 @@ impl Session {
             self.conns.version = self.shared.topology.version();
             let topo = self.topology();
             let shard = self.session_shard(&topo);
-            self.reroute = false;
-            self.run_single(&shard, req, classified, idempotent, reply).await?;
-            if !std::mem::take(&mut self.reroute) {
+            if self.run_single(&shard, req, classified, idempotent, reply).await? == Step::Done {
                 return Ok(());
             }
         }
@@ -201,6 +205,7 @@ impl Session {
             }
         } else {
             self.state.apply(&classified.effects);
+            self.read_back_vars(&mut conn, classified).await;
             conn.note_state(self.state.sync());
             if let Some(status) = outcome.status {
                 self.state.status = status;
@@ -215,6 +220,23 @@ impl Session {
             self.conns.hold(shard, conn);
         }
         Ok(())
+    }
+
+    /// After a statement that may have assigned user variables: their values, read back
+    /// from the connection that ran it, become part of the session's state (replayed on its
+    /// other connections). Values that cannot be read back bind the session to this one.
+    async fn read_back_vars(&mut self, conn: &mut crate::backend::PooledConn, classified: &Classified) {
+        let names = classified.assigned_vars();
+        if names.is_empty() {
+            return;
+        }
+        match super::vars::read_back(conn, &names).await {
+            Ok(values) => self.state.set_vars(values),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading user variables back failed; the session keeps its connection");
+                self.state.sticky = Some("user variables that could not be read back");
+            }
+        }
     }
 
     async fn take_many(&mut self, shards: &[String]) -> Result<Vec<(String, crate::backend::PooledConn)>, ClientError> {
@@ -241,40 +263,51 @@ impl Session {
         }
     }
 
-    /// `None` when the statement must be routed again (see `run_single`).
-    async fn take_checked(&mut self, shards: &[String], reply: &mut Reply<'_>) -> Result<Option<Vec<(String, crate::backend::PooledConn)>>, StreamError> {
+    /// The connections, or the step that ended the statement (an error answered, or a
+    /// reroute; see `run_single`).
+    async fn take_checked(&mut self, shards: &[String], reply: &mut Reply<'_>) -> Result<Result<Vec<(String, crate::backend::PooledConn)>, Step>, StreamError> {
         let conns = match self.take_many(shards).await {
             Ok(c) => c,
             Err(e) => {
                 reply.error(&e).await?;
-                return Ok(None);
+                return Ok(Err(Step::Done));
             }
         };
         if self.version_moved() {
             self.give_back(conns.into_iter().map(|(s, c)| (s, Some(c))).collect());
-            self.reroute = true;
-            return Ok(None);
+            return Ok(Err(Step::Reroute));
         }
-        Ok(Some(conns))
+        Ok(Ok(conns))
     }
 
-    async fn run_select(&mut self, shards: Vec<String>, req: Request, plan: MergePlan, reply: &mut Reply<'_>) -> Result<(), StreamError> {
-        let Some(conns) = self.take_checked(&shards, reply).await? else { return Ok(()) };
+    async fn run_select(&mut self, shards: Vec<String>, req: Request, plan: MergePlan, reply: &mut Reply<'_>) -> Result<Step, StreamError> {
+        let conns = match self.take_checked(&shards, reply).await? {
+            Ok(c) => c,
+            Err(step) => return Ok(step),
+        };
         let returned = scatter::select(conns, req, plan, self.state.client_status(), reply).await?;
         self.give_back(returned);
-        Ok(())
+        Ok(Step::Done)
     }
 
-    async fn run_write(&mut self, parts: Vec<(String, Request)>, atomic: bool, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+    async fn run_write(&mut self, parts: Vec<(String, Request)>, atomic: bool, reply: &mut Reply<'_>) -> Result<Step, StreamError> {
         let shards: Vec<String> = parts.iter().map(|(s, _)| s.clone()).collect();
-        let Some(conns) = self.take_checked(&shards, reply).await? else { return Ok(()) };
+        let conns = match self.take_checked(&shards, reply).await? {
+            Ok(c) => c,
+            Err(step) => return Ok(step),
+        };
         let with_req = conns.into_iter().zip(parts).map(|((s, c), (_, r))| (s, c, r)).collect();
-        // Inside the client's transaction the statement is part of it; outside, each shard
-        // wraps it in its own so that the shards commit together or not at all.
-        let atomic = atomic && !self.state.in_transaction();
-        let returned = scatter::write(with_req, atomic, self.state.client_status(), reply, &self.shared.metrics.routing().partial_commits).await?;
+        // Inside the client's transaction the statement is part of it (and undone on every
+        // shard if one fails); outside, each shard wraps it in its own so that the shards
+        // commit together or not at all.
+        let wrap = match (self.state.in_transaction(), shards.len() > 1, atomic) {
+            (true, true, _) => scatter::Wrap::Savepoint,
+            (true, false, _) | (false, _, false) => scatter::Wrap::None,
+            (false, _, true) => scatter::Wrap::Own,
+        };
+        let returned = scatter::write(with_req, wrap, self.state.client_status(), reply, &self.shared.metrics.routing().partial_commits).await?;
         self.give_back(returned);
-        Ok(())
+        Ok(Step::Done)
     }
 }
 

@@ -12,12 +12,15 @@ mod exec;
 pub mod forward;
 mod hold;
 mod scatter;
+mod sqlexec;
+mod sqlprep;
 pub mod state;
 mod tx;
+mod vars;
 
 use crate::backend::{BackendError, Backends};
 use crate::config::TransactionMode;
-use crate::error::{codes, ClientError, ErrorKind};
+use crate::error::ClientError;
 use crate::frontend::{Handler, Login, OkInfo, Reply, StreamError};
 use crate::metrics::Metrics;
 use crate::router::{self, ParseCache, Parsed, Route, RouteContext, RouteError, StatementKind, Target};
@@ -48,6 +51,15 @@ pub struct Shared {
     pub transaction_mode: TransactionMode,
     /// This node's meta group member (its lease decides whether the node may route).
     pub meta: Option<slotgate_meta::MetaNode>,
+    /// Numbers session states (a login or reset): backend connections remember whose state
+    /// they carry (see `backend::sync`).
+    pub session_ids: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn next_session_id(&self) -> u64 {
+        self.session_ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+    }
 }
 
 struct Prepared {
@@ -64,21 +76,17 @@ pub struct Session {
     next_stmt_id: u32,
     /// The topology an open transaction started with.
     tx_topology: Option<Arc<Topology>>,
-    /// Set when connections were taken for a statement but a newer topology was published
-    /// before anything was sent: the statement is routed again.
-    reroute: bool,
 }
 
 impl Session {
     pub fn new(shared: Arc<Shared>) -> Session {
         Session {
             conns: Conns::new(shared.backends.clone()),
+            state: SessionState::new("", 45, shared.next_session_id()),
             shared,
-            state: SessionState::new("", 45),
             prepared: HashMap::new(),
             next_stmt_id: 1,
             tx_topology: None,
-            reroute: false,
         }
     }
 
@@ -110,32 +118,7 @@ impl Session {
     /// Routes a statement with one topology snapshot. Text the parser cannot read goes to the
     /// home shard unless it names a sharded table.
     fn route(&self, text: &str, parsed: &Result<Arc<Parsed>, String>, topo: &Topology, params: &[Value]) -> Result<Route, ClientError> {
-        let home = Route { kind: StatementKind::Session, target: Target::Home };
-        let parsed = match parsed {
-            Ok(p) => p,
-            Err(_) if topo.rules.is_empty() => return Ok(home),
-            Err(msg) => {
-                let words = classify::words(text);
-                let names_table = |table: &str| {
-                    words.iter().any(|w| w.rsplit('.').next().is_some_and(|last| last.trim_matches('`').eq_ignore_ascii_case(table)))
-                };
-                let named = topo.rules.iter().find(|r| names_table(&r.table));
-                return match named {
-                    None => Ok(home),
-                    Some(r) => {
-                        self.shared.metrics.routing().refused("parse");
-                        Err(ClientError::new(
-                            ErrorKind::Unsupported,
-                            codes::ER_NOT_SUPPORTED_YET,
-                            b"42000",
-                            format!("This version of slotgate doesn't yet support this statement on sharded table {}.{}: its SQL parser could not read it ({msg}); rewrite it in plainer SQL", r.database, r.table),
-                        ))
-                    }
-                };
-            }
-        };
-        let ctx = RouteContext { database: self.state.db.as_deref(), params };
-        router::route(parsed, topo, &ctx).map_err(|e| {
+        let refused = |e: RouteError| {
             let reason = match &e {
                 RouteError::NotSupported(_) => "not_supported",
                 RouteError::MissingShardKey { .. } => "missing_shard_key",
@@ -143,7 +126,17 @@ impl Session {
             };
             self.shared.metrics.routing().refused(reason);
             ClientError::from(e)
-        })
+        };
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(_) if topo.rules.is_empty() => return Ok(Route { kind: StatementKind::Session, target: Target::Home }),
+            Err(msg) => return router::route_unparsed(text, msg, topo).map_err(|e| {
+                self.shared.metrics.routing().refused("parse");
+                ClientError::from(e)
+            }),
+        };
+        let ctx = RouteContext { database: self.state.db.as_deref(), params };
+        router::route(parsed, topo, &ctx).map_err(refused)
     }
 
     /// Fresh state for `login`; checks its default database on the home shard.
@@ -152,7 +145,7 @@ impl Session {
         self.prepared.clear();
         self.tx_topology = None;
         self.conns.found_rows = login.capabilities.contains(CapabilityFlags::CLIENT_FOUND_ROWS);
-        self.state = SessionState::new(&login.user, login.collation);
+        self.state = SessionState::new(&login.user, login.collation, self.shared.next_session_id());
         if !self.shared.topology.is_ready() {
             return reply.error(&ClientError::no_topology()).await;
         }
@@ -181,26 +174,33 @@ impl Handler for Session {
         let text = String::from_utf8_lossy(sql);
         let classified = classify(&text);
         if classified.statements() > 1 && !reply.multi_statements() {
-            let e = ClientError::new(ErrorKind::Unsupported, codes::ER_PARSE_ERROR, b"42000", "You have an error in your SQL syntax: several statements in one query, but multi-statements are off for this connection; send them one by one or enable CLIENT_MULTI_STATEMENTS");
+            let e = ClientError::multi_statements_off();
             return reply.error(&e).await;
         }
         if let Some(e) = self.not_serving() {
             return reply.error(&e).await;
         }
-        if let Some(tx) = classified.tx.clone() {
-            return self.tx_control(&tx, sql, reply).await;
+        if classified.sql_prep {
+            if classified.statements() > 1 {
+                return reply.error(&ClientError::not_supported("PREPARE, EXECUTE or DEALLOCATE PREPARE in a multi-statement query; send it alone")).await;
+            }
+            return self.sql_prep(&text, reply).await;
         }
-        self.dispatch(&text, None, &classified, Request::Text(Arc::from(sql)), reply).await
+        self.run_text(&text, classified, Request::Text(Arc::from(sql)), reply).await
     }
 
     async fn on_prepare(&mut self, sql: &[u8], reply: &mut Reply<'_>) -> Result<(), StreamError> {
         let text = String::from_utf8_lossy(sql);
         let classified = classify(&text);
+        if classified.sql_prep {
+            let e = ClientError::unsupported_ps();
+            return reply.error(&e).await;
+        }
         let topo = self.topology();
         let parsed = self.parse(&text, &topo);
-        // Schemas are the same on every shard: describe the statement where the session
-        // already holds a connection, else on the home shard.
-        let shard = self.conns.any_pinned().unwrap_or_else(|| topo.shards[topo.home_index()].id.clone());
+        // The home shard holds every table (the unsharded ones only there, and the session's
+        // temporary tables): it describes the statement.
+        let shard = topo.shards[topo.home_index()].id.clone();
         self.conns.version = self.shared.topology.version();
         let mut taken = match self.conns.take(&shard, &self.state, false).await {
             Ok(t) => t.conn,
@@ -248,6 +248,11 @@ impl Handler for Session {
             // BEGIN/COMMIT/ROLLBACK prepared (as sysbench sends them) are transaction control too.
             return self.tx_control(&tx, &sql, reply).await;
         }
+        if classified.implicit_commit {
+            if let Err(e) = self.commit_implicitly().await {
+                return reply.error(&e).await;
+            }
+        }
         let owned = sql.clone();
         let text = String::from_utf8_lossy(&owned);
         let bound = if params.is_empty() { Params::Empty } else { Params::Positional(params) };
@@ -272,7 +277,7 @@ impl Handler for Session {
         self.tx_topology = None;
         let db = self.state.db.clone();
         let user = self.state.user.clone();
-        self.state = SessionState::new(&user, 45);
+        self.state = SessionState::new(&user, 45, self.shared.next_session_id());
         if let Some(db) = db {
             self.state.set_db(db);
         }
@@ -301,6 +306,20 @@ impl Handler for Session {
 }
 
 impl Session {
+    /// Runs a text statement (a query, or an EXECUTEd prepared text): transaction control,
+    /// the implicit commit of DDL and the like, then routing.
+    async fn run_text(&mut self, text: &str, classified: Classified, req: Request, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        if let Some(tx) = classified.tx.clone() {
+            return self.tx_control(&tx, text.as_bytes(), reply).await;
+        }
+        if classified.implicit_commit {
+            if let Err(e) = self.commit_implicitly().await {
+                return reply.error(&e).await;
+            }
+        }
+        self.dispatch(text, None, &classified, req, reply).await
+    }
+
     /// Routes and runs one statement: routed with the session's snapshot, settled against
     /// the current version (held while its slots move), run; routed again when the topology
     /// changed before anything was sent.
@@ -330,29 +349,24 @@ impl Session {
                     return Ok(());
                 }
             }
-            self.reroute = false;
-            self.execute(route, &req, classified, &topo, reply).await?;
-            if std::mem::take(&mut self.reroute) {
+            if self.execute(route, &req, classified, &topo, reply).await? == exec::Step::Reroute {
                 continue;
             }
             self.after_statement(reply.error_code()).await;
             return Ok(());
         }
-        let e = ClientError::new(ErrorKind::Timeout, codes::ER_LOCK_WAIT_TIMEOUT, b"HY000", "Lock wait timeout exceeded: the topology kept changing while this statement was being routed; retry it");
+        let e = ClientError::topology_kept_changing();
         reply.error(&e).await
     }
 
     /// After a statement that did not go through `exec` (prepare): keep the connection only
     /// if the session must, drop it if it broke.
     fn keep_or_drop(&mut self, shard: &str, conn: crate::backend::PooledConn, broken: bool, reply: &mut Reply<'_>) -> Result<(), StreamError> {
-        if broken {
-            conn.discard();
-            if self.state.needs_pin() {
-                reply.close_after();
-            }
-        } else if self.state.needs_pin() {
-            self.conns.keep(shard, conn);
+        if broken && self.state.needs_pin() {
+            // The transaction or connection-bound state died with the backend connection.
+            reply.close_after();
         }
+        self.return_conn(shard, conn, broken);
         Ok(())
     }
 }

@@ -206,12 +206,27 @@ async fn run_all(conns: &mut [(String, PooledConn, Request)], sql: Option<&str>)
     futures_util::future::join_all(futs).await
 }
 
+/// How a write over several shards is made one statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrap {
+    /// Runs as sent (one shard, or the client accepts per-shard effects).
+    None,
+    /// Outside a transaction: each shard runs it in its own, committed together.
+    Own,
+    /// Inside the client's transaction: a savepoint on each shard first, rolled back to on
+    /// every shard if one fails.
+    Savepoint,
+}
+
+const STATEMENT_SAVEPOINT: &str = "SAVEPOINT slotgate_statement";
+const STATEMENT_ROLLBACK: &str = "ROLLBACK TO SAVEPOINT slotgate_statement";
+
 /// Runs a write on several shards (each with its own statement) and answers with the summed
 /// OK. With `atomic`, each shard runs it inside BEGIN … COMMIT, committed only if every shard
 /// succeeded; a commit that fails after others committed is reported as a partial commit.
 pub async fn write(
     mut conns: Vec<(String, PooledConn, Request)>,
-    atomic: bool,
+    wrap: Wrap,
     status: StatusFlags,
     reply: &mut Reply<'_>,
     partial_commits: &metrics::Counter,
@@ -223,8 +238,14 @@ pub async fn write(
             broken[i] |= e.is_fatal();
         }
     };
-    if atomic {
-        for (i, r) in run_all(&mut conns, Some("BEGIN")).await.iter().enumerate() {
+    let atomic = wrap == Wrap::Own;
+    let opening = match wrap {
+        Wrap::Own => Some("BEGIN"),
+        Wrap::Savepoint => Some(STATEMENT_SAVEPOINT),
+        Wrap::None => None,
+    };
+    if let Some(opening) = opening {
+        for (i, r) in run_all(&mut conns, Some(opening)).await.iter().enumerate() {
             note(i, r, &mut broken);
             if let Err(e) = r {
                 first_error.get_or_insert(e.clone());
@@ -254,7 +275,14 @@ pub async fn write(
             let _ = run_all(&mut conns, Some("ROLLBACK")).await;
             Err(e.into())
         }
-        (false, Some(e)) => Err(e.into()),
+        (false, Some(e)) => {
+            if wrap == Wrap::Savepoint {
+                // As on one MariaDB, the failed statement is undone on every shard and the
+                // transaction goes on (a deadlock ended it anyway: errors are ignored).
+                let _ = run_all(&mut conns, Some(STATEMENT_ROLLBACK)).await;
+            }
+            Err(e.into())
+        }
         (true, None) => {
             let mut committed = Vec::new();
             let mut failure = None;

@@ -1,25 +1,48 @@
-//! Per-connection session state: user, database, replayable SETs, transaction status,
-//! whether the session holds state only its own backend connection can carry.
+//! Per-connection session state: user, database, replayable SETs, user variables (as the
+//! literals their values were read back as), SQL-level prepared statements, transaction
+//! status, whether the session holds state only its own backend connection can carry.
 //!
 //! Contract: plain data with no I/O; the session applies it to backend connections through
-//! [`SessionSync`]. The SET list is bounded: past the limit the session pins instead.
+//! [`SessionSync`]. The SET list and the variables are bounded: past the limit the session
+//! pins instead.
 
 use super::classify::Effect;
 use crate::backend::SessionSync;
 use mysql_common::collations::{Collation, CollationId};
 use mysql_common::constants::StatusFlags;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// SETs kept for replay; beyond this the session keeps its connection instead.
 const MAX_SETS: usize = 64;
+/// User variables kept for replay; beyond this the session keeps its connection instead.
+const MAX_VARS: usize = 256;
+/// SQL-level prepared statements a session may hold (MariaDB's own default limit is global).
+pub const MAX_SQL_PREPARED: usize = 1024;
+
+/// A user variable's value as an SQL literal that gives it back with its type and collation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarValue {
+    /// `NULL`, `42`, `1.50`, `2.5E0`, `_utf8mb4 X'..' COLLATE utf8mb4_general_ci`, ...
+    pub literal: String,
+    /// The bytes of a string value (for `PREPARE s FROM @var`).
+    pub text: Option<Vec<u8>>,
+}
 
 #[derive(Debug, Clone)]
 pub struct SessionState {
     pub user: String,
     pub db: Option<String>,
+    /// This session's id for the backends' state bookkeeping (see `SessionSync::owner`).
+    owner: u64,
     sets: Vec<String>,
+    /// User variables by lower-cased name (MariaDB's names are case-insensitive).
+    vars: BTreeMap<String, VarValue>,
+    vars_gen: u64,
+    /// SQL-level prepared statements (PREPARE name FROM ...): name (lower-cased) → text.
+    pub sql_prepared: HashMap<String, String>,
     sync: SessionSync,
     /// The backend's status flags after the last statement that succeeded.
     pub status: StatusFlags,
@@ -34,14 +57,22 @@ pub struct SessionState {
     pub savepoints: Vec<String>,
     /// The open transaction already reached more than one shard (counted once).
     pub tx_multi_shard: bool,
+    /// Numbers the transactions the session opens explicitly (a connection joined the open
+    /// one when it carries this number).
+    pub tx_seq: u64,
 }
 
 impl SessionState {
-    pub fn new(user: &str, collation: u16) -> SessionState {
+    /// Fresh state for a login; `owner` must be unique among the node's sessions.
+    pub fn new(user: &str, collation: u16, owner: u64) -> SessionState {
         let mut s = SessionState {
             user: user.to_string(),
             db: None,
+            owner,
             sets: Vec::new(),
+            vars: BTreeMap::new(),
+            vars_gen: 0,
+            sql_prepared: HashMap::new(),
             sync: SessionSync::default(),
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
             sticky: None,
@@ -50,6 +81,7 @@ impl SessionState {
             tx_begin: None,
             savepoints: Vec::new(),
             tx_multi_shard: false,
+            tx_seq: 0,
         };
         if let Some(set) = set_names_for(collation) {
             s.sets.push(set);
@@ -66,7 +98,40 @@ impl SessionState {
             self.sets.hash(&mut h);
             h.finish().max(1)
         };
-        self.sync = SessionSync { db: self.db.clone(), sets: Arc::new(self.sets.clone()), sets_hash };
+        let vars: Vec<String> = self.vars.iter().map(|(name, v)| format!("@`{}` = {}", name.replace('`', "``"), v.literal)).collect();
+        let vars: Arc<str> = if vars.is_empty() { Arc::from("") } else { Arc::from(format!("SET {}", vars.join(", "))) };
+        self.sync = SessionSync { db: self.db.clone(), owner: self.owner, sets: Arc::new(self.sets.clone()), sets_hash, vars, vars_gen: self.vars_gen };
+    }
+
+    /// Records user variables' values as read back after a statement assigned them.
+    /// A value without a literal cannot be replayed: the session keeps its connection.
+    pub fn set_vars(&mut self, values: Vec<(String, Option<VarValue>)>) {
+        let mut changed = false;
+        for (name, v) in values {
+            let name = name.to_lowercase();
+            let Some(v) = v else {
+                self.sticky = Some("a user variable whose value cannot be replayed");
+                continue;
+            };
+            if self.vars.get(&name) == Some(&v) {
+                continue;
+            }
+            if !self.vars.contains_key(&name) && self.vars.len() >= MAX_VARS {
+                self.sticky = Some("too many user variables to replay");
+                continue;
+            }
+            self.vars.insert(name, v);
+            changed = true;
+        }
+        if changed {
+            self.vars_gen += 1;
+            self.rebuild();
+        }
+    }
+
+    /// A user variable's value, if the session assigned it (`None`: it is NULL).
+    pub fn var(&self, name: &str) -> Option<&VarValue> {
+        self.vars.get(&name.to_lowercase())
     }
 
     /// What a backend connection must carry for this session.
@@ -87,6 +152,7 @@ impl SessionState {
     /// Ends the explicit transaction's bookkeeping (after COMMIT or ROLLBACK).
     pub fn end_transaction(&mut self) {
         self.in_tx = false;
+        self.tx_seq += 1;
         self.tx_begin = None;
         self.savepoints.clear();
         self.tx_multi_shard = false;
@@ -112,6 +178,8 @@ impl SessionState {
                     }
                 }
                 Effect::Sticky(why) => self.sticky = Some(why),
+                // Read back by the session, which calls `set_vars`.
+                Effect::Vars(_) => {}
             }
         }
         if changed {
@@ -173,7 +241,7 @@ mod tests {
 
     #[test]
     fn effects_change_fingerprint_and_pinning() {
-        let mut s = SessionState::new("u", 45);
+        let mut s = SessionState::new("u", 45, 1);
         assert_eq!(s.sync().sets_hash, 0);
         assert!(!s.needs_pin());
         s.apply(&[Effect::Set("SET sql_mode=''".into()), Effect::Use("db".into())]);

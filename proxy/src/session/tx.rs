@@ -46,7 +46,8 @@ impl Session {
                 }
             }
             TxControl::Savepoint(sp) => {
-                if !self.state.in_transaction() && self.conns.any_pinned().is_none() {
+                if !self.state.in_transaction() {
+                    // Outside a transaction a savepoint is forgotten at once, as on MariaDB.
                     return self.run_home(&Request::Text(Arc::from(sql)), reply).await;
                 }
                 match self.on_all_pinned(&text).await {
@@ -83,6 +84,23 @@ impl Session {
         if !self.state.in_transaction() {
             self.conns.untag_idle();
         }
+        if !self.state.needs_pin() {
+            // e.g. autocommit turned back on: nothing binds the session to its connections.
+            self.unpin_if_free().await;
+        }
+    }
+
+    /// Before a statement that commits an open transaction on MariaDB (DDL, LOCK TABLES,
+    /// `SET autocommit = 1`, ...): the transaction is committed on every shard it reached.
+    pub(super) async fn commit_implicitly(&mut self) -> Result<(), crate::error::ClientError> {
+        if !self.state.in_transaction() {
+            return Ok(());
+        }
+        let r = self.finish_all("COMMIT").await;
+        self.state.end_transaction();
+        self.tx_topology = None;
+        self.unpin_if_free().await;
+        r
     }
 
     /// Runs `sql` on every pinned connection, keeping them pinned.

@@ -1,0 +1,207 @@
+//! Session state combined with transactions and routing (issue #14): user variables, SQL
+//! prepared statements, temporary tables, autocommit and savepoints must not let a statement
+//! reach a shard outside the open transaction, nor answer from a shard that cannot hold the
+//! row. Each test runs through slotgate over two shards, with keys on both.
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use slotgate_tests::mariadb::MariaDb;
+use slotgate_tests::proxy::{ProxyOptions, TestProxy};
+
+const RULES: &str = "slot_count = 1024\n\
+[[routing.rules]]\ndatabase = \"shop\"\ntable = \"customers\"\ncolumn = \"id\"\n";
+
+struct Setup {
+    _s: (MariaDb, MariaDb),
+    proxy: TestProxy,
+    /// Keys whose rows live on s0 and on s1.
+    k0: Vec<i64>,
+    k1: Vec<i64>,
+}
+
+async fn setup() -> anyhow::Result<Setup> {
+    let (s0, s1) = tokio::try_join!(MariaDb::start(), MariaDb::start())?;
+    let proxy = TestProxy::start_with(&[&s0, &s1], ProxyOptions { routing_extra: RULES.into(), ..Default::default() }).await?;
+    let mut p = proxy.conn(None).await?;
+    p.query_drop("CREATE DATABASE shop").await?;
+    p.query_drop("CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(40)) DEFAULT CHARSET latin1").await?;
+    let rows: Vec<String> = (1..=40).map(|i| format!("({i}, 'n{i}')")).collect();
+    p.query_drop(format!("INSERT INTO shop.customers (id, name) VALUES {}", rows.join(","))).await?;
+    // Created after the rules: unsharded, on the home shard only.
+    p.query_drop("CREATE TABLE shop.settings (k VARCHAR(10) PRIMARY KEY, v INT)").await?;
+    let on = |s: u32| (1..=40i64).filter(|k| slotgate_shared::slot_of(&slotgate_shared::KeyValue::Int(*k), 1024) / 512 == s).collect::<Vec<_>>();
+    let (k0, k1) = (on(0), on(1));
+    assert!(k0.len() >= 4 && k1.len() >= 4);
+    Ok(Setup { _s: (s0, s1), proxy, k0, k1 })
+}
+
+impl Setup {
+    /// Ids spread over both shards.
+    fn spread(&self) -> Vec<i64> {
+        self.k0.iter().take(4).chain(self.k1.iter().take(4)).copied().collect()
+    }
+
+    async fn changed(&self, ids: &[i64]) -> anyhow::Result<i64> {
+        let mut fresh = self.proxy.conn(Some("shop")).await?;
+        let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        let n: Option<i64> = fresh.query_first(format!("SELECT COUNT(*) FROM customers WHERE name = 'changed' AND id IN ({})", list.join(","))).await?;
+        Ok(n.unwrap_or(-1))
+    }
+}
+
+async fn update_all(p: &mut Conn, ids: &[i64]) -> anyhow::Result<()> {
+    for id in ids {
+        p.query_drop(format!("UPDATE customers SET name = 'changed' WHERE id = {id}")).await?;
+    }
+    Ok(())
+}
+
+fn code(e: mysql_async::Error) -> u16 {
+    match e {
+        mysql_async::Error::Server(e) => e.code,
+        other => panic!("not a server error: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn rollback_undoes_every_shard_after_session_state() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let ids = s.spread();
+    let preludes: [&[&str]; 4] = [
+        &["SET @v = 1"],
+        &["PREPARE s FROM 'SELECT name FROM customers WHERE id = ?'", "SET @k = 1", "EXECUTE s USING @k", "DEALLOCATE PREPARE s"],
+        &["CREATE TEMPORARY TABLE tmp (a INT)", "INSERT INTO tmp VALUES (1)"],
+        &["SET @v = 'x'", "CREATE TEMPORARY TABLE tmp2 (a INT)"],
+    ];
+    for prelude in preludes {
+        let mut p = s.proxy.conn(Some("shop")).await?;
+        for q in prelude {
+            p.query_drop(*q).await?;
+        }
+        p.query_drop("START TRANSACTION").await?;
+        update_all(&mut p, &ids).await?;
+        let in_tx: Option<i64> = p.query_first("SELECT @@in_transaction").await?;
+        assert_eq!(in_tx, Some(1), "in a transaction after {prelude:?}");
+        p.query_drop("ROLLBACK").await?;
+        assert_eq!(s.changed(&ids).await?, 0, "ROLLBACK after {prelude:?} undid every shard");
+        // And COMMIT commits every shard.
+        p.query_drop("BEGIN").await?;
+        update_all(&mut p, &ids).await?;
+        p.query_drop("COMMIT").await?;
+        assert_eq!(s.changed(&ids).await?, ids.len() as i64, "COMMIT after {prelude:?}");
+        let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        p.query_drop(format!("UPDATE customers SET name = CONCAT('n', id) WHERE id IN ({})", list.join(","))).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn sql_prepared_statements_route_by_their_values() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let mut p = s.proxy.conn(Some("shop")).await?;
+    p.query_drop("PREPARE s FROM 'SELECT name FROM customers WHERE id = ?'").await?;
+    for k in s.spread() {
+        p.query_drop(format!("SET @k = {k}")).await?;
+        let name: Option<String> = p.query_first("EXECUTE s USING @k").await?;
+        assert_eq!(name, Some(format!("n{k}")), "EXECUTE s USING @k with @k = {k}");
+    }
+    // A scatter in between does not lose the name.
+    let n: Option<i64> = p.query_first("SELECT COUNT(*) FROM customers").await?;
+    assert_eq!(n, Some(40));
+    p.query_drop(format!("SET @k = {}", s.k1[0])).await?;
+    let name: Option<String> = p.query_first("EXECUTE s USING @k").await?;
+    assert_eq!(name, Some(format!("n{}", s.k1[0])));
+    assert_eq!(code(p.query_drop("EXECUTE s").await.unwrap_err()), 1210, "wrong argument count");
+    p.query_drop("DEALLOCATE PREPARE s").await?;
+    assert_eq!(code(p.query_drop("EXECUTE s USING @k").await.unwrap_err()), 1243, "unknown after DEALLOCATE");
+    assert_eq!(code(p.query_drop("DEALLOCATE PREPARE s").await.unwrap_err()), 1243);
+    assert_eq!(code(p.query_drop("PREPARE bad FROM 'SELEC 1'").await.unwrap_err()), 1064, "checked at PREPARE");
+    // From a variable, writing by a key on the other shard.
+    p.query_drop(format!("SET @q = 'UPDATE customers SET name = ? WHERE id = ?', @n = 'viaexec', @id = {}", s.k0[1])).await?;
+    p.query_drop("PREPARE w FROM @q").await?;
+    p.query_drop("EXECUTE w USING @n, @id").await?;
+    assert_eq!(p.affected_rows(), 1);
+    let name: Option<String> = p.query_first(format!("SELECT name FROM customers WHERE id = {}", s.k0[1])).await?;
+    assert_eq!(name.as_deref(), Some("viaexec"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn user_variables_reach_every_shard() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let mut p = s.proxy.conn(Some("shop")).await?;
+    p.query_drop("SET @v = 'é'").await?;
+    // latin1 column: the value converts as on one server.
+    p.query_drop(format!("UPDATE customers SET name = @v WHERE id = {}", s.k1[0])).await?;
+    p.query_drop(format!("UPDATE customers SET name = CONCAT(@v, 'x') WHERE id = {}", s.k0[0])).await?;
+    let names: Vec<String> = p.query(format!("SELECT name FROM customers WHERE id IN ({}, {}) ORDER BY id = {} DESC", s.k1[0], s.k0[0], s.k1[0])).await?;
+    assert_eq!(names, vec!["é".to_string(), "éx".to_string()]);
+    // Assigned by a single-shard SELECT, read on the other shard.
+    p.query_drop(format!("SELECT name INTO @got FROM customers WHERE id = {}", s.k0[2])).await?;
+    let got: Option<i64> = p.query_first(format!("SELECT COUNT(*) FROM customers WHERE id = {} AND @got = 'n{}'", s.k1[2], s.k0[2])).await?;
+    assert_eq!(got, Some(1));
+    let typed: Option<(String, String)> = p.query_first("SELECT @v, COLLATION(@v)").await?;
+    assert_eq!(typed, Some(("é".to_string(), "utf8mb4_general_ci".to_string())));
+    // Assigning over several shards has no single answer: refused.
+    assert_eq!(code(p.query_drop("SELECT @m := MAX(id) FROM customers").await.unwrap_err()), 1235);
+    Ok(())
+}
+
+#[tokio::test]
+async fn autocommit_and_savepoints_span_every_shard() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let ids = s.spread();
+    let mut p = s.proxy.conn(Some("shop")).await?;
+    p.query_drop("SET autocommit = 0").await?;
+    update_all(&mut p, &ids).await?;
+    let ac: Option<i64> = p.query_first(format!("SELECT @@autocommit FROM customers WHERE id = {}", s.k1[0])).await?;
+    assert_eq!(ac, Some(0), "autocommit off on the second shard too");
+    p.query_drop("ROLLBACK").await?;
+    assert_eq!(s.changed(&ids).await?, 0, "autocommit=0 + ROLLBACK undid every shard");
+    update_all(&mut p, &ids[..2]).await?;
+    p.query_drop("SAVEPOINT a").await?;
+    update_all(&mut p, &ids[2..]).await?;
+    p.query_drop("ROLLBACK TO SAVEPOINT a").await?;
+    // Turning autocommit on commits the open transaction everywhere.
+    p.query_drop("SET autocommit = 1").await?;
+    assert_eq!(s.changed(&ids).await?, 2, "rolled back to the savepoint, then committed");
+    let ac: Option<i64> = p.query_first(format!("SELECT @@autocommit FROM customers WHERE id = {}", s.k1[0])).await?;
+    assert_eq!(ac, Some(1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_multi_shard_insert_is_undone_as_one_statement() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let mut p = s.proxy.conn(Some("shop")).await?;
+    p.query_drop("BEGIN").await?;
+    // New rows on both shards, and one duplicate on s1.
+    let sql = format!("INSERT INTO customers (id, name) VALUES (1001, 'new'), (1002, 'new'), (1003, 'new'), (1004, 'new'), ({}, 'dup')", s.k1[0]);
+    assert_eq!(code(p.query_drop(sql).await.unwrap_err()), 1062);
+    p.query_drop("COMMIT").await?;
+    let n: Option<i64> = p.query_first("SELECT COUNT(*) FROM customers WHERE name = 'new'").await?;
+    assert_eq!(n, Some(0), "no shard kept a part of the failed statement");
+    Ok(())
+}
+
+#[tokio::test]
+async fn metadata_comes_from_the_home_shard() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let mut p = s.proxy.conn(Some("shop")).await?;
+    for pin in ["", "CREATE TEMPORARY TABLE t1 (a INT)"] {
+        if !pin.is_empty() {
+            p.query_drop(pin).await?;
+        }
+        p.query_drop("BEGIN").await?;
+        p.query_drop(format!("UPDATE customers SET name = name WHERE id = {}", s.k1[0])).await?;
+        let tables: Vec<String> = p.query("SHOW TABLES").await?;
+        assert_eq!(tables, vec!["customers".to_string(), "settings".to_string()], "after {pin:?}");
+        let cols: Vec<mysql_async::Row> = p.query("DESCRIBE settings").await?;
+        assert_eq!(cols.len(), 2);
+        // Binary protocol, in the transaction: the unsharded table is found.
+        let v: Option<i64> = p.exec_first("SELECT COUNT(*) FROM settings WHERE k = ?", ("a",)).await?;
+        assert_eq!(v, Some(0));
+        p.query_drop("COMMIT").await?;
+    }
+    Ok(())
+}
