@@ -20,6 +20,7 @@ pub mod codes {
     pub const ER_NOT_SUPPORTED_YET: u16 = 1235;
     pub const ER_MAX_PREPARED_STMT_COUNT_REACHED: u16 = 1461;
     pub const ER_UNSUPPORTED_PS: u16 = 1295;
+    pub const ER_LOAD_INFILE_CAPABILITY_DISABLED: u16 = 4166;
     pub const ER_PARSE_ERROR: u16 = 1064;
     pub const ER_BAD_NULL_ERROR: u16 = 1048;
     pub const ER_ERROR_DURING_COMMIT: u16 = 1180;
@@ -277,6 +278,16 @@ impl ClientError {
     /// COM_SET_OPTION with an option other than multi-statements on/off.
     pub fn unknown_set_option(option: impl std::fmt::Display) -> Self {
         Self::new(ErrorKind::Protocol, codes::ER_UNKNOWN_COM_ERROR, b"08S01", format!("Unknown COM_SET_OPTION value {option}"))
+    }
+
+    /// LOAD DATA LOCAL INFILE from a client that did not negotiate CLIENT_LOCAL_FILES.
+    pub fn local_infile_disabled() -> Self {
+        Self::new(
+            ErrorKind::Unsupported,
+            codes::ER_LOAD_INFILE_CAPABILITY_DISABLED,
+            b"HY000",
+            "The used command is not allowed because the MariaDB server or client has disabled the local infile capability",
+        )
     }
 
     pub fn shutting_down() -> Self {

@@ -1,10 +1,13 @@
 //! What a statement does to session state, read from its leading keywords.
 //!
 //! Contract: pure and total (never panics on any text). It splits a COM_QUERY into
-//! statements (respecting quotes and comments) and tells for each whether it changes the
-//! database, sets a replayable session variable, or leaves state that only its own
-//! connection can hold (temporary tables, locks, user variables, SQL-level PREPARE), in
-//! which case the session keeps that connection. Routing by shard key is not done here.
+//! statements (`split`) and tells for each whether it changes the database, sets a
+//! replayable session variable, assigns user variables, or leaves state that only its own
+//! connection can hold (temporary tables, locks), in which case the session keeps that
+//! connection. Routing by shard key is not done here.
+
+pub use super::split::{skip_literal, skip_quoted, split};
+use super::split::{skip_block, skip_line};
 
 /// How one statement affects the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +57,9 @@ pub struct Classified {
     /// A statement is SQL-level PREPARE / EXECUTE / DEALLOCATE PREPARE, which the session
     /// runs itself (see `sqlprep`).
     pub sql_prep: bool,
+    /// A LOAD DATA LOCAL INFILE among several statements (the session refuses it: the file
+    /// request of one statement of many cannot be told apart).
+    pub local_infile_in_multi: bool,
 }
 
 impl Classified {
@@ -82,7 +88,7 @@ pub fn classify(sql: &str) -> Classified {
         [one] => (local_infile_name(one), tx_control(one)),
         _ => (None, None),
     };
-    for stmt in statements {
+    for stmt in &statements {
         let words = words(stmt);
         reads_last_insert_id |= words.iter().any(|w| {
             ["LAST_INSERT_ID", "@@IDENTITY", "@@LAST_INSERT_ID", "@@SESSION.LAST_INSERT_ID"].iter().any(|k| w.eq_ignore_ascii_case(k))
@@ -95,7 +101,8 @@ pub fn classify(sql: &str) -> Classified {
             && !words.iter().any(|w| w.eq_ignore_ascii_case("OUTFILE") || w.eq_ignore_ascii_case("DUMPFILE"));
         effects.push(effect(stmt, &words));
     }
-    Classified { effects, reads_last_insert_id, local_infile, tx, read_only, implicit_commit, sql_prep }
+    let local_infile_in_multi = statements.len() > 1 && statements.iter().any(|s| local_infile_name(s).is_some());
+    Classified { effects, reads_last_insert_id, local_infile, tx, read_only, implicit_commit, sql_prep, local_infile_in_multi }
 }
 
 /// Statements that end an open transaction before they run (MariaDB's "statements that cause
@@ -294,82 +301,6 @@ fn unquote(ident: &str) -> String {
     } else {
         t.to_string()
     }
-}
-
-/// When a string, quoted name or comment (not a `/*!` executable one) starts at `i`: the
-/// index just after it.
-pub(super) fn skip_literal(b: &[u8], i: usize) -> Option<usize> {
-    match b[i] {
-        b'\'' | b'"' | b'`' => Some(skip_quoted(b, i)),
-        b'-' if b.get(i + 1) == Some(&b'-') && b.get(i + 2).is_none_or(|c| c.is_ascii_whitespace()) => Some(skip_line(b, i)),
-        b'#' => Some(skip_line(b, i)),
-        b'/' if b.get(i + 1) == Some(&b'*') && b.get(i + 2) != Some(&b'!') => Some(skip_block(b, i)),
-        _ => None,
-    }
-}
-
-/// Splits on top-level `;`, dropping empty statements.
-pub fn split(sql: &str) -> Vec<&str> {
-    let b = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < b.len() {
-        if let Some(end) = skip_literal(b, i) {
-            i = end;
-            continue;
-        }
-        match b[i] {
-            b';' => {
-                push_nonempty(&mut out, &sql[start..i]);
-                i += 1;
-                start = i;
-            }
-            _ => i += 1,
-        }
-    }
-    push_nonempty(&mut out, &sql[start..]);
-    out
-}
-
-fn push_nonempty<'a>(out: &mut Vec<&'a str>, s: &'a str) {
-    if !words(s).is_empty() {
-        out.push(s);
-    }
-}
-
-pub(super) fn skip_quoted(b: &[u8], start: usize) -> usize {
-    let q = b[start];
-    let mut i = start + 1;
-    while i < b.len() {
-        if b[i] == b'\\' && q != b'`' {
-            i += 2;
-        } else if b[i] == q {
-            if b.get(i + 1) == Some(&q) {
-                i += 2;
-            } else {
-                return i + 1;
-            }
-        } else {
-            i += 1;
-        }
-    }
-    b.len()
-}
-
-fn skip_line(b: &[u8], start: usize) -> usize {
-    b[start..].iter().position(|c| *c == b'\n').map_or(b.len(), |p| start + p + 1)
-}
-
-fn skip_block(b: &[u8], start: usize) -> usize {
-    let mut i = start + 2;
-    while i + 1 < b.len() {
-        if b[i] == b'*' && b[i + 1] == b'/' {
-            return i + 2;
-        }
-        i += 1;
-    }
-    b.len()
 }
 
 /// The statement's words: identifiers, keywords, `@vars`, `:=`; strings and comments

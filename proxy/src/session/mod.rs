@@ -12,6 +12,7 @@ mod exec;
 pub mod forward;
 mod hold;
 mod scatter;
+mod split;
 mod sqlexec;
 mod sqlprep;
 pub mod state;
@@ -227,9 +228,14 @@ impl Handler for Session {
         self.prepared.insert(id, Prepared { sql: Arc::from(sql), classified, parsed });
         let params: Vec<_> = stmt.params().to_vec();
         let columns = stmt.columns();
+        // The backend statement only answered this prepare: closing it (and dropping it from
+        // the connection's cache) means a later prepare of the same text describes the table
+        // as it is then, under the session's character set, and nothing leaks on the backend.
+        // Executions prepare on the connection they run on.
+        let closed = taken.conn().close(stmt).await.is_ok();
         let status = self.state.client_status();
         let r = reply.prepared(id, &params, &columns, 0, status).await;
-        self.keep_or_drop(&shard, taken, false, reply)?;
+        self.keep_or_drop(&shard, taken, !closed, reply)?;
         if !self.state.in_transaction() {
             self.conns.untag_idle();
         }
@@ -311,6 +317,13 @@ impl Session {
     async fn run_text(&mut self, text: &str, classified: Classified, req: Request, reply: &mut Reply<'_>) -> Result<(), StreamError> {
         if let Some(tx) = classified.tx.clone() {
             return self.tx_control(&tx, text.as_bytes(), reply).await;
+        }
+        if classified.local_infile.is_some() && !reply.local_files() {
+            // As MariaDB: the client did not offer to send files; nothing reaches a backend.
+            return reply.error(&ClientError::local_infile_disabled()).await;
+        }
+        if classified.local_infile_in_multi {
+            return reply.error(&ClientError::not_supported("LOAD DATA LOCAL INFILE in a multi-statement query; send it alone")).await;
         }
         if classified.implicit_commit {
             if let Err(e) = self.commit_implicitly().await {

@@ -1,0 +1,78 @@
+//! Protocol fidelity (issue #13): what stock drivers do must work through slotgate as on
+//! MariaDB. Each test runs against real MariaDB servers through a slotgate node.
+
+use mysql_async::prelude::*;
+use slotgate_tests::mariadb::MariaDb;
+use slotgate_tests::proxy::{TestProxy, PASSWORD, USER};
+use slotgate_tests::raw::{err_code, RawClient};
+
+#[tokio::test]
+async fn stored_program_bodies_are_not_split_without_multi_statements() -> anyhow::Result<()> {
+    let s0 = MariaDb::start().await?;
+    let proxy = TestProxy::start(&[&s0]).await?;
+    // mysql_async negotiates multi-statements; a raw client does not.
+    let mut c = RawClient::login(proxy.mysql_port, USER, PASSWORD).await?;
+    let ok = c.command(b"\x03CREATE DATABASE IF NOT EXISTS prog").await?;
+    assert_eq!(ok.get(0), Some(&0), "{:?}", String::from_utf8_lossy(&ok));
+    let body = "CREATE PROCEDURE prog.p(IN a INT) BEGIN DECLARE x INT DEFAULT 0; IF a > 0 THEN SET x = IF(a > 5, 1, 2); END IF; \
+                WHILE x < 3 DO SET x = x + 1; END WHILE; SELECT x, CASE WHEN a = 1 THEN 'one' ELSE 'other' END AS w; END";
+    let mut q = vec![0x03];
+    q.extend_from_slice(body.as_bytes());
+    let ok = c.command(&q).await?;
+    assert_eq!(ok.get(0), Some(&0), "CREATE PROCEDURE answered {:?}", String::from_utf8_lossy(&ok));
+    let ok = c.command(b"\x03CREATE TRIGGER prog.t BEFORE INSERT ON prog.x FOR EACH ROW BEGIN SET NEW.a = NEW.a + 1; SET NEW.b = 2; END").await?;
+    // The table does not exist: MariaDB's own error (1146), not a split into statements (1064).
+    assert_eq!(err_code(&ok), Some(1146), "{:?}", String::from_utf8_lossy(&ok));
+    // Several real statements are still refused without multi-statements.
+    assert_eq!(err_code(&c.command(b"\x03SELECT 1; SELECT 2").await?), Some(1064));
+    let mut p = proxy.conn(Some("prog")).await?;
+    let row: Option<(i64, String)> = p.query_first("CALL p(1)").await?;
+    assert_eq!(row, Some((3, "one".to_string())));
+    Ok(())
+}
+
+#[tokio::test]
+async fn prepared_statements_follow_the_table_and_do_not_leak() -> anyhow::Result<()> {
+    let s0 = MariaDb::start().await?;
+    let proxy = TestProxy::start(&[&s0]).await?;
+    let mut p = proxy.conn(None).await?;
+    p.query_drop("CREATE DATABASE ps").await?;
+    p.query_drop("CREATE TABLE ps.t (a INT)").await?;
+    let stmt = p.prep("SELECT * FROM ps.t").await?;
+    assert_eq!(stmt.columns().len(), 1);
+    p.close(stmt).await?;
+    p.query_drop("DROP TABLE ps.t").await?;
+    p.query_drop("CREATE TABLE ps.t (a INT, b INT, c INT)").await?;
+    // A fresh driver connection (no client-side cache) prepares the same text again.
+    let mut q = proxy.conn(None).await?;
+    let stmt = q.prep("SELECT * FROM ps.t").await?;
+    assert_eq!(stmt.columns().len(), 3, "the prepare describes the table as it is now");
+    q.close(stmt).await?;
+    // Prepare and close many times: the backend does not keep them.
+    let mut direct = s0.conn().await?;
+    let before: Option<(String, i64)> = direct.query_first("SHOW GLOBAL STATUS LIKE 'Prepared_stmt_count'").await?;
+    for i in 0..50 {
+        let stmt = q.prep(format!("SELECT a + {i} FROM ps.t")).await?;
+        q.close(stmt).await?;
+    }
+    let after: Option<(String, i64)> = direct.query_first("SHOW GLOBAL STATUS LIKE 'Prepared_stmt_count'").await?;
+    let (b, a) = (before.map(|r| r.1).unwrap_or(-1), after.map(|r| r.1).unwrap_or(-1));
+    assert!(a <= b + 2, "prepared statements leaked on the backend: {b} before, {a} after");
+    Ok(())
+}
+
+#[tokio::test]
+async fn load_data_local_without_the_capability_gets_4166_and_keeps_the_connection() -> anyhow::Result<()> {
+    let s0 = MariaDb::start().await?;
+    let proxy = TestProxy::start(&[&s0]).await?;
+    let mut p = proxy.conn(None).await?;
+    p.query_drop("CREATE DATABASE ld").await?;
+    p.query_drop("CREATE TABLE ld.t (a INT)").await?;
+    let mut c = RawClient::login(proxy.mysql_port, USER, PASSWORD).await?;
+    let r = c.command(b"\x03LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE ld.t").await?;
+    assert_eq!(err_code(&r), Some(4166), "{:?}", String::from_utf8_lossy(&r));
+    // Still connected and answering.
+    let ok = c.command(b"\x0e").await?;
+    assert_eq!(ok.get(0), Some(&0), "COM_PING after the refusal");
+    Ok(())
+}
