@@ -320,3 +320,30 @@ async fn a_switchover_then_a_dead_primary_lose_no_acknowledged_write() -> anyhow
     assert_eq!(slotgate_tests::proxy::sample(&text, "slotgate_failover_total"), 1.0, "{text}");
     Ok(())
 }
+
+/// Switching back to the former primary right away (no write in between) and again: the
+/// former primary holds its own GTIDs in gtid_current_pos, not in gtid_slave_pos, so the
+/// wait must look there (issue #14 item 4).
+#[tokio::test(flavor = "multi_thread")]
+async fn switching_back_and_forth_without_writes_in_between_works() -> anyhow::Result<()> {
+    let (p, r) = MariaDb::start_with_replica().await?;
+    let c = cluster_with_replica(&p, &r).await?;
+    let mut client = c.node(0)?.conn(Some("co")).await?;
+    let mut acked = Vec::new();
+    for (round, to) in [&r, &p, &r, &p].into_iter().enumerate() {
+        if round == 0 {
+            client.query_drop("INSERT INTO co.t VALUES (1, 0)").await?;
+            acked.push(1);
+        }
+        let (s, v) = switchover(&c, round % 3, &to.addr()).await?;
+        assert_eq!(s, 200, "switchover {round} to {}: {v}", to.addr());
+        assert_eq!(v["new_primary"], json!(to.addr()));
+        all_at(&c, v["version"].as_u64().unwrap_or(0)).await?;
+        assert!(!read_only(to).await?, "the new primary takes writes");
+    }
+    client.query_drop("INSERT INTO co.t VALUES (100, 0)").await?;
+    acked.push(100);
+    let rows: Vec<i64> = p.conn().await?.query("SELECT id FROM co.t ORDER BY id").await?;
+    assert_eq!(rows, acked, "every acknowledged write is on the primary exactly once");
+    Ok(())
+}

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 /// Sum of the sequence numbers of a GTID position (`0-1-23,1-2-5`): higher is more advanced
 /// for replicas of one primary.
 fn gtid_score(pos: &str) -> u64 {
-    pos.split(',').filter_map(|g| g.trim().rsplit('-').next()).filter_map(|n| n.parse::<u64>().ok()).sum()
+    super::gtid::score(pos)
 }
 
 impl Switchover {
@@ -114,15 +114,20 @@ impl Switchover {
         c.query_drop("STOP SLAVE IO_THREAD").await.map_err(|e| e.to_string())?;
         let status: Option<Row> = c.query_first("SHOW SLAVE STATUS").await.map_err(|e| e.to_string())?;
         let received: String = status.and_then(|r| r.get_opt::<String, _>("Gtid_IO_Pos").and_then(Result::ok)).unwrap_or_default();
-        if !received.is_empty() {
-            let wait = format!("SELECT MASTER_GTID_WAIT('{}', {:.3})", received.replace('\'', ""), within.as_secs_f64());
-            let applied: Option<i64> = c.query_first(wait).await.map_err(|e| e.to_string())?;
-            if applied != Some(0) {
-                return Err(format!("did not apply its relay log ({received}) in time"));
+        // Applied means in gtid_current_pos, domain by domain (a former primary's own GTIDs
+        // are not in gtid_slave_pos, which MASTER_GTID_WAIT would wait on).
+        let deadline = Instant::now() + within;
+        loop {
+            let pos: Option<String> = c.query_first("SELECT @@GLOBAL.gtid_current_pos").await.map_err(|e| e.to_string())?;
+            let pos = pos.unwrap_or_default();
+            if super::gtid::covers(&pos, &received) {
+                return Ok(gtid_score(&pos));
             }
+            if Instant::now() >= deadline {
+                return Err(format!("did not apply its relay log ({received}) in time (at {pos})"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let pos: Option<String> = c.query_first("SELECT @@gtid_current_pos").await.map_err(|e| e.to_string())?;
-        Ok(gtid_score(&pos.unwrap_or_default()))
     }
 }
 

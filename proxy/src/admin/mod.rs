@@ -6,6 +6,7 @@
 //! `node.admin_token` is set. No handler reveals secrets.
 
 mod failover;
+mod gtid;
 mod slot_check;
 mod slot_move;
 mod switchover;

@@ -5,7 +5,7 @@
 //!    then acknowledges; the leader waits for every node with a live lease (within the
 //!    cutover budget, and never within one lease of becoming leader);
 //! 2. set the old primary `read_only=ON`, read its `gtid_binlog_pos`, wait until the chosen
-//!    replica applied it (`MASTER_GTID_WAIT`), promote it (`STOP SLAVE`, `RESET SLAVE ALL`,
+//!    replica applied it (its `gtid_current_pos` covers it, per domain), promote it (`STOP SLAVE`, `RESET SLAVE ALL`,
 //!    `read_only=OFF`);
 //! 3. commit `cutover` (new primary, shard unfrozen): nodes release the held work to it;
 //! 4. repoint the other replicas and the old primary at the new one (GTID).
@@ -150,13 +150,22 @@ impl Switchover {
         let mut oldc = self.connect(old, left()).await?;
         self.fence(&mut oldc, old, left()).await?;
         let semisync = SemiSync::of_primary(&mut oldc).await;
-        let pos: Option<String> = oldc.query_first("SELECT @@gtid_binlog_pos").await.map_err(|e| format!("{old}: {e}"))?;
+        let pos: Option<String> = oldc.query_first("SELECT @@GLOBAL.gtid_binlog_pos").await.map_err(|e| format!("{old}: {e}"))?;
         let pos = pos.unwrap_or_default();
         let mut newc = self.connect(new, left()).await?;
-        let wait = format!("SELECT MASTER_GTID_WAIT('{}', {:.3})", pos.replace('\'', ""), left().as_secs_f64());
-        let caught: Option<i64> = newc.query_first(wait).await.map_err(|e| format!("{new}: {e}"))?;
-        if caught != Some(0) {
-            return Err(format!("replica {new} did not reach the primary's position {pos} within the cutover budget"));
+        // The replica's gtid_current_pos (what it applied, and what it wrote itself when it
+        // was primary before) must cover every domain of the old primary's binlog.
+        let mut have = String::new();
+        loop {
+            let current: Option<String> = newc.query_first("SELECT @@GLOBAL.gtid_current_pos").await.map_err(|e| format!("{new}: {e}"))?;
+            have = current.unwrap_or(have);
+            if super::gtid::covers(&have, &pos) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("replica {new} (at {have}) did not reach the primary's position {pos} within the cutover budget"));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
         for sql in ["STOP SLAVE", "RESET SLAVE ALL"] {
             newc.query_drop(sql).await.map_err(|e| format!("{new}: {sql}: {e}"))?;
