@@ -76,3 +76,46 @@ async fn load_data_local_without_the_capability_gets_4166_and_keeps_the_connecti
     assert_eq!(ok.get(0), Some(&0), "COM_PING after the refusal");
     Ok(())
 }
+
+#[tokio::test]
+async fn field_list_statistics_and_refresh_answer_as_mariadb() -> anyhow::Result<()> {
+    let s0 = MariaDb::start().await?;
+    let proxy = TestProxy::start(&[&s0]).await?;
+    let mut p = proxy.conn(None).await?;
+    p.query_drop("CREATE DATABASE fl").await?;
+    p.query_drop("CREATE TABLE fl.t (id INT PRIMARY KEY, name VARCHAR(10), nick VARCHAR(5))").await?;
+    let mut c = RawClient::login(proxy.mysql_port, USER, PASSWORD).await?;
+    let ok = c.command(b"\x02fl").await?;
+    assert_eq!(ok.get(0), Some(&0));
+    // COM_FIELD_LIST t, wildcard n%: two column definitions, then EOF.
+    c.write_packet(0, b"\x04t\0n%").await?;
+    let mut names = Vec::new();
+    loop {
+        let (_, packet) = c.read_packet().await?;
+        if packet.get(0) == Some(&0xfe) && packet.len() < 9 {
+            break;
+        }
+        assert_ne!(packet.get(0), Some(&0xff), "{:?}", String::from_utf8_lossy(&packet));
+        // catalog, schema, table, org_table, name: length-prefixed strings (short here).
+        let mut at = 0;
+        let mut fields = Vec::new();
+        for _ in 0..5 {
+            let len = packet[at] as usize;
+            fields.push(String::from_utf8_lossy(&packet[at + 1..at + 1 + len]).to_string());
+            at += 1 + len;
+        }
+        names.push(fields[4].clone());
+    }
+    assert_eq!(names, vec!["name".to_string(), "nick".to_string()]);
+    assert_eq!(err_code(&c.command(b"\x04nosuch\0").await?), Some(1146));
+    // COM_STATISTICS: the status line.
+    let stats = c.command(b"\x09").await?;
+    let text = String::from_utf8_lossy(&stats);
+    assert!(text.starts_with("Uptime: ") && text.contains("Threads: ") && text.contains("Questions: "), "{text}");
+    // COM_REFRESH tables + status: OK; replication resets are refused.
+    let flushed = c.command(b"\x07\x14").await?;
+    assert_eq!(flushed.get(0), Some(&0), "{:?}", String::from_utf8_lossy(&flushed));
+    assert_eq!(err_code(&c.command(b"\x07\x40").await?), Some(1235));
+    assert_eq!(c.command(b"\x0e").await?.get(0), Some(&0), "the connection goes on");
+    Ok(())
+}

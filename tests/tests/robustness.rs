@@ -47,7 +47,9 @@ async fn malformed_commands_get_errors_and_the_connection_goes_on() {
     let p = TestProxy::start(&[&m]).await.unwrap();
     let mut c = RawClient::login(p.mysql_port, USER, PASSWORD).await.unwrap();
     // Unknown and unsupported commands.
-    assert_eq!(err_code(&c.command(&[0x04, b't', 0]).await.unwrap()), Some(1047));
+    // COM_FIELD_LIST without a database selected: MariaDB's own 1046.
+    assert_eq!(err_code(&c.command(&[0x04, b't', 0]).await.unwrap()), Some(1046));
+    assert_eq!(err_code(&c.command(&[0x04, b't']).await.unwrap()), Some(1835), "COM_FIELD_LIST without its NUL");
     assert_eq!(err_code(&c.command(&[0xee]).await.unwrap()), Some(1047));
     // Empty command packet.
     assert_eq!(err_code(&c.command(&[]).await.unwrap()), Some(1835));

@@ -9,6 +9,9 @@ use bytes::BytesMut;
 pub const COM_QUIT: u8 = 0x01;
 pub const COM_INIT_DB: u8 = 0x02;
 pub const COM_QUERY: u8 = 0x03;
+pub const COM_FIELD_LIST: u8 = 0x04;
+pub const COM_REFRESH: u8 = 0x07;
+pub const COM_STATISTICS: u8 = 0x09;
 pub const COM_PING: u8 = 0x0e;
 pub const COM_CHANGE_USER: u8 = 0x11;
 pub const COM_STMT_PREPARE: u8 = 0x16;
@@ -34,6 +37,11 @@ pub enum Command {
     Reset(u32),
     SetOption(u16),
     ResetConnection,
+    /// COM_FIELD_LIST (deprecated, still sent by old C clients): a table's columns.
+    FieldList { table: String, wildcard: String },
+    /// COM_REFRESH with its FLUSH flags.
+    Refresh(u8),
+    Statistics,
     Unknown(u8),
 }
 
@@ -79,6 +87,14 @@ impl Command {
                     .ok_or_else(|| ClientError::malformed("COM_SET_OPTION too short"))?,
             ),
             COM_RESET_CONNECTION => Command::ResetConnection,
+            COM_FIELD_LIST => {
+                let end = body.iter().position(|b| *b == 0).ok_or_else(|| ClientError::malformed("COM_FIELD_LIST without a NUL after the table name"))?;
+                let table = text(&body[..end], "table name")?;
+                let wildcard = text(&body[end + 1..], "column wildcard")?;
+                Command::FieldList { table, wildcard }
+            }
+            COM_REFRESH => Command::Refresh(body.first().copied().unwrap_or(0)),
+            COM_STATISTICS => Command::Statistics,
             other => Command::Unknown(other),
         })
     }
@@ -104,6 +120,11 @@ mod tests {
             Command::Query(q) => assert_eq!(&q[..], b"SELECT 1"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(Command::parse(BytesMut::from(&[0x04u8][..])).unwrap(), Command::Unknown(4)));
+        assert!(Command::parse(BytesMut::from(&[0x04u8][..])).is_err(), "COM_FIELD_LIST without its NUL");
+        match Command::parse(BytesMut::from(&b"\x04t1\0a%"[..])).unwrap() {
+            Command::FieldList { table, wildcard } => assert_eq!((table.as_str(), wildcard.as_str()), ("t1", "a%")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(Command::parse(BytesMut::from(&[0x20u8][..])).unwrap(), Command::Unknown(0x20)));
     }
 }

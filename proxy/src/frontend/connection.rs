@@ -257,6 +257,18 @@ async fn dispatch<H: Handler>(
             change_user_cmd(&body, cfg, peer_host, handler, state, reply).await?;
             CommandLabel::Other
         }
+        Command::FieldList { table, wildcard } => {
+            handler.on_field_list(&table, &wildcard, reply).await?;
+            CommandLabel::Other
+        }
+        Command::Refresh(flags) => {
+            handler.on_refresh(flags, reply).await?;
+            CommandLabel::Other
+        }
+        Command::Statistics => {
+            handler.on_statistics(reply).await?;
+            CommandLabel::Other
+        }
         Command::Unknown(code) => {
             reply.error(&ClientError::unknown_command(code)).await?;
             CommandLabel::Other

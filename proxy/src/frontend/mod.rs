@@ -38,6 +38,12 @@ pub trait Handler: Send {
     fn on_close_statement(&mut self, stmt_id: u32) -> impl Future<Output = ()> + Send;
     fn on_init_db(&mut self, db: &str, reply: &mut Reply<'_>) -> impl Future<Output = Result<(), StreamError>> + Send;
     fn on_ping(&mut self, reply: &mut Reply<'_>) -> impl Future<Output = Result<(), StreamError>> + Send;
+    /// COM_FIELD_LIST: answer with [`Reply::field_list`] (or an error).
+    fn on_field_list(&mut self, table: &str, wildcard: &str, reply: &mut Reply<'_>) -> impl Future<Output = Result<(), StreamError>> + Send;
+    /// COM_REFRESH with its flags (REFRESH_GRANT = 1, LOG = 2, TABLES = 4, HOSTS = 8, STATUS = 16, ...).
+    fn on_refresh(&mut self, flags: u8, reply: &mut Reply<'_>) -> impl Future<Output = Result<(), StreamError>> + Send;
+    /// COM_STATISTICS: answer with [`Reply::statistics`] (or an error).
+    fn on_statistics(&mut self, reply: &mut Reply<'_>) -> impl Future<Output = Result<(), StreamError>> + Send;
     /// COM_RESET_CONNECTION: drop session state, keep the login.
     fn on_reset_connection(&mut self, reply: &mut Reply<'_>) -> impl Future<Output = Result<(), StreamError>> + Send;
     /// COM_CHANGE_USER after the new user's password was checked: start a fresh session.

@@ -145,6 +145,22 @@ impl<'a> Reply<'a> {
         }
     }
 
+    /// The answer to COM_FIELD_LIST: one column definition per column (with its default
+    /// value field, NULL here), then EOF.
+    pub async fn field_list(&mut self, columns: &[Column], status: StatusFlags) -> Result<(), StreamError> {
+        for c in columns {
+            let mut def = packets::column_def(c);
+            def.push(0xFB);
+            self.stream.feed(def).await?;
+        }
+        self.end_rows(0, status).await
+    }
+
+    /// The answer to COM_STATISTICS: one bare string packet.
+    pub async fn statistics(&mut self, text: &str) -> Result<(), StreamError> {
+        self.stream.feed(text.as_bytes().to_vec()).await
+    }
+
     /// The answer to COM_SET_OPTION: EOF, or its OK form under CLIENT_DEPRECATE_EOF.
     pub async fn eof(&mut self, status: StatusFlags) -> Result<(), StreamError> {
         self.end_rows(0, status).await

@@ -7,6 +7,7 @@
 //! SQL text again.
 
 pub mod classify;
+mod commands;
 mod conns;
 mod exec;
 pub mod forward;
@@ -275,6 +276,18 @@ impl Handler for Session {
 
     async fn on_ping(&mut self, reply: &mut Reply<'_>) -> Result<(), StreamError> {
         reply.ok(&OkInfo::default(), self.state.client_status()).await
+    }
+
+    async fn on_field_list(&mut self, table: &str, wildcard: &str, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        self.field_list(table, wildcard, reply).await
+    }
+
+    async fn on_refresh(&mut self, flags: u8, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        self.refresh(flags, reply).await
+    }
+
+    async fn on_statistics(&mut self, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        self.statistics(reply).await
     }
 
     async fn on_reset_connection(&mut self, reply: &mut Reply<'_>) -> Result<(), StreamError> {
