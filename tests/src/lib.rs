@@ -3,6 +3,7 @@
 //! `tests/tests/`.
 
 pub mod cluster;
+pub mod difftest;
 pub mod load;
 pub mod mariadb;
 pub mod proxy;

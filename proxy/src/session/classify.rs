@@ -52,8 +52,10 @@ pub struct Classified {
     /// again if a connection died before answering.
     pub read_only: bool,
     /// A statement that commits an open transaction before it runs, as on MariaDB (DDL,
-    /// LOCK TABLES, `SET autocommit = 1`, ...).
+    /// LOCK TABLES, ...).
     pub implicit_commit: bool,
+    /// `SET autocommit = 1`: commits an open transaction only when autocommit was off.
+    pub enables_autocommit: bool,
     /// A statement is SQL-level PREPARE / EXECUTE / DEALLOCATE PREPARE, which the session
     /// runs itself (see `sqlprep`).
     pub sql_prep: bool,
@@ -82,6 +84,7 @@ pub fn classify(sql: &str) -> Classified {
     let mut reads_last_insert_id = false;
     let mut read_only = true;
     let mut implicit_commit = false;
+    let mut enables_autocommit = false;
     let mut sql_prep = false;
     let statements = split(sql);
     let (local_infile, tx) = match statements.as_slice() {
@@ -95,6 +98,7 @@ pub fn classify(sql: &str) -> Classified {
         });
         let first = words.first().copied().unwrap_or("");
         implicit_commit |= commits_implicitly(&words);
+        enables_autocommit |= turns_autocommit_on(&words);
         sql_prep |= ["PREPARE", "EXECUTE", "DEALLOCATE"].iter().any(|k| first.eq_ignore_ascii_case(k))
             || (first.eq_ignore_ascii_case("DROP") && words.get(1).is_some_and(|w| w.eq_ignore_ascii_case("PREPARE")));
         read_only &= ["SELECT", "SHOW", "DESC", "DESCRIBE", "EXPLAIN", "SET", "USE", "VALUES"].iter().any(|k| first.eq_ignore_ascii_case(k))
@@ -102,12 +106,12 @@ pub fn classify(sql: &str) -> Classified {
         effects.push(effect(stmt, &words));
     }
     let local_infile_in_multi = statements.len() > 1 && statements.iter().any(|s| local_infile_name(s).is_some());
-    Classified { effects, reads_last_insert_id, local_infile, tx, read_only, implicit_commit, sql_prep, local_infile_in_multi }
+    Classified { effects, reads_last_insert_id, local_infile, tx, read_only, implicit_commit, enables_autocommit, sql_prep, local_infile_in_multi }
 }
 
 /// Statements that end an open transaction before they run (MariaDB's "statements that cause
-/// an implicit commit"): DDL other than on temporary tables, account management, LOCK TABLES,
-/// and turning autocommit on.
+/// an implicit commit"): DDL other than on temporary tables, account management, LOCK TABLES.
+/// (Turning autocommit on commits too, but only when it was off: see `turns_autocommit_on`.)
 fn commits_implicitly(words: &[&str]) -> bool {
     let up = |i: usize| words.get(i).map(|w| w.to_ascii_uppercase()).unwrap_or_default();
     match up(0).as_str() {
@@ -118,7 +122,14 @@ fn commits_implicitly(words: &[&str]) -> bool {
         }
         "ALTER" | "RENAME" | "TRUNCATE" | "GRANT" | "REVOKE" | "ANALYZE" | "OPTIMIZE" | "REPAIR" | "INSTALL" | "UNINSTALL" => true,
         "LOCK" => up(1) == "TABLES" || up(1) == "TABLE",
-        "SET" => {
+        _ => false,
+    }
+}
+
+/// `SET autocommit = 1` (or ON / TRUE, with @@, SESSION or LOCAL).
+fn turns_autocommit_on(words: &[&str]) -> bool {
+    match words.first() {
+        Some(w) if w.eq_ignore_ascii_case("SET") => {
             let at = words.iter().position(|w| {
                 let w = w.to_ascii_lowercase();
                 w == "autocommit" || w == "@@autocommit" || w == "@@session.autocommit" || w == "@@local.autocommit"
@@ -434,9 +445,9 @@ mod tests {
         assert!(classify("drop table t").implicit_commit);
         assert!(!classify("CREATE TEMPORARY TABLE t (a int)").implicit_commit);
         assert!(!classify("DROP TEMPORARY TABLE t").implicit_commit);
-        assert!(classify("SET autocommit = 1").implicit_commit);
-        assert!(classify("set @@autocommit=ON").implicit_commit);
-        assert!(!classify("SET autocommit = 0").implicit_commit);
+        assert!(classify("SET autocommit = 1").enables_autocommit && !classify("SET autocommit = 1").implicit_commit);
+        assert!(classify("set @@autocommit=ON").enables_autocommit);
+        assert!(!classify("SET autocommit = 0").enables_autocommit);
         assert!(!classify("SELECT 1").implicit_commit);
         assert!(classify("PREPARE s FROM 'SELECT 1'").sql_prep);
         assert!(classify("DROP PREPARE s").sql_prep);

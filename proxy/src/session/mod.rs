@@ -255,7 +255,7 @@ impl Handler for Session {
             // BEGIN/COMMIT/ROLLBACK prepared (as sysbench sends them) are transaction control too.
             return self.tx_control(&tx, &sql, reply).await;
         }
-        if classified.implicit_commit {
+        if self.commits_first(&classified) {
             if let Err(e) = self.commit_implicitly().await {
                 return reply.error(&e).await;
             }
@@ -325,6 +325,12 @@ impl Handler for Session {
 }
 
 impl Session {
+    /// Whether the statement commits an open transaction before it runs: DDL and the like
+    /// always, `SET autocommit = 1` only when autocommit is off (as on MariaDB).
+    fn commits_first(&self, classified: &Classified) -> bool {
+        classified.implicit_commit || (classified.enables_autocommit && !self.state.status.contains(StatusFlags::SERVER_STATUS_AUTOCOMMIT))
+    }
+
     /// Runs a text statement (a query, or an EXECUTEd prepared text): transaction control,
     /// the implicit commit of DDL and the like, then routing.
     async fn run_text(&mut self, text: &str, classified: Classified, req: Request, reply: &mut Reply<'_>) -> Result<(), StreamError> {
@@ -338,7 +344,7 @@ impl Session {
         if classified.local_infile_in_multi {
             return reply.error(&ClientError::not_supported("LOAD DATA LOCAL INFILE in a multi-statement query; send it alone")).await;
         }
-        if classified.implicit_commit {
+        if self.commits_first(&classified) {
             if let Err(e) = self.commit_implicitly().await {
                 return reply.error(&e).await;
             }

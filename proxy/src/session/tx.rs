@@ -51,9 +51,9 @@ impl Session {
                     return self.run_home(&Request::Text(Arc::from(sql)), reply).await;
                 }
                 match self.on_all_pinned(&text).await {
-                    Ok(()) => {
+                    Ok(warnings) => {
                         self.state.savepoints.push(sp.clone());
-                        reply.ok(&OkInfo::default(), self.state.client_status()).await
+                        reply.ok(&OkInfo { warnings, ..OkInfo::default() }, self.state.client_status()).await
                     }
                     Err(e) => reply.error(&e.into()).await,
                 }
@@ -63,7 +63,7 @@ impl Session {
                     return self.run_home(&Request::Text(Arc::from(sql)), reply).await;
                 }
                 match self.on_all_pinned(&text).await {
-                    Ok(()) => reply.ok(&OkInfo::default(), self.state.client_status()).await,
+                    Ok(warnings) => reply.ok(&OkInfo { warnings, ..OkInfo::default() }, self.state.client_status()).await,
                     Err(e) => reply.error(&e.into()).await,
                 }
             }
@@ -104,12 +104,20 @@ impl Session {
     }
 
     /// Runs `sql` on every pinned connection, keeping them pinned.
-    async fn on_all_pinned(&mut self, sql: &str) -> Result<(), BackendError> {
-        let mut result = Ok(());
+    /// Answers the warnings the shards reported, summed.
+    async fn on_all_pinned(&mut self, sql: &str) -> Result<u16, BackendError> {
+        let mut result = Ok(0u16);
         for (shard, c) in self.conns.take_all_pinned() {
-            if let Err(e) = self.run_kept(&shard, c, sql).await {
-                if result.is_ok() {
-                    result = Err(e);
+            match self.run_kept(&shard, c, sql).await {
+                Ok(w) => {
+                    if let Ok(total) = &mut result {
+                        *total = total.saturating_add(w);
+                    }
+                }
+                Err(e) => {
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
                 }
             }
         }
@@ -117,15 +125,17 @@ impl Session {
     }
 
     /// Runs `sql` on `c` and pins it again, unless the error shows it broke.
-    async fn run_kept(&mut self, shard: &str, mut c: crate::backend::PooledConn, sql: &str) -> Result<(), BackendError> {
+    /// Answers the statement's warning count.
+    async fn run_kept(&mut self, shard: &str, mut c: crate::backend::PooledConn, sql: &str) -> Result<u16, BackendError> {
         let (s, a) = (c.shard().to_string(), c.addr().to_string());
         let limit = c.query_timeout();
         let r = bounded(limit, (&s, &a), c.conn().query_drop(sql)).await.map_err(|(e, _)| e);
+        let warnings = c.conn().get_warnings();
         match &r {
             Err(e) if e.is_fatal() => c.discard(),
             _ => self.conns.keep(shard, c),
         }
-        r
+        r.map(|()| warnings)
     }
 
     /// COMMIT (or ROLLBACK) on every pinned connection, one by one.
@@ -139,8 +149,8 @@ impl Session {
         for (shard, c) in self.conns.take_all_pinned() {
             let stmt = if failure.is_some() { "ROLLBACK" } else { sql };
             match self.run_kept(&shard, c, stmt).await {
-                Ok(()) if failure.is_none() => done.push(shard),
-                Ok(()) => {}
+                Ok(_) if failure.is_none() => done.push(shard),
+                Ok(_) => {}
                 Err(e) => {
                     failure.get_or_insert((shard, e));
                 }
