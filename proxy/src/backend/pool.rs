@@ -196,6 +196,11 @@ impl PooledConn {
         self.conn.as_mut().expect("PooledConn used after discard")
     }
 
+    /// The backend reported an open transaction in its last OK packet.
+    pub fn in_transaction(&mut self) -> bool {
+        self.conn().last_ok_packet().is_some_and(|ok| ok.status_flags().contains(mysql_async::consts::StatusFlags::SERVER_STATUS_IN_TRANS))
+    }
+
     pub fn shard(&self) -> &str {
         &self.node.shard
     }

@@ -53,6 +53,13 @@ impl Conns {
         v
     }
 
+    /// A shard whose pinned connection holds an open transaction (by its last status).
+    pub fn in_transaction_shard(&mut self) -> Option<String> {
+        let mut shards: Vec<(&String, &mut PooledConn)> = self.pinned.iter_mut().collect();
+        shards.sort_by(|a, b| a.0.cmp(b.0));
+        shards.into_iter().find_map(|(s, c)| c.in_transaction().then(|| s.clone()))
+    }
+
     pub fn any_pinned(&self) -> Option<String> {
         self.pinned.keys().next().cloned()
     }

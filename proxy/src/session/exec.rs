@@ -89,9 +89,13 @@ impl Session {
         }
     }
 
-    /// Where a statement that touches no table runs: home when the session holds it or
-    /// nothing, else a shard the session holds.
-    pub(super) fn session_shard(&self, topo: &Topology) -> String {
+    /// Where a statement that touches no table runs: a shard whose connection holds the
+    /// open transaction (so `@@in_transaction` and the like answer for the session), else home
+    /// when the session holds it or nothing, else a shard the session holds.
+    pub(super) fn session_shard(&mut self, topo: &Topology) -> String {
+        if let Some(s) = self.conns.in_transaction_shard() {
+            return s;
+        }
         let home = shard_id(topo, topo.home_index());
         if self.conns.pinned_shards().contains(&home) {
             return home;

@@ -55,16 +55,17 @@ impl Session {
                         self.state.savepoints.push(sp.clone());
                         reply.ok(&OkInfo { warnings, ..OkInfo::default() }, self.state.client_status()).await
                     }
-                    Err(e) => reply.error(&e.into()).await,
+                    Err(e) => reply.error(&e).await,
                 }
             }
             TxControl::OnAll => {
-                if self.conns.any_pinned().is_none() {
+                // Outside a transaction, savepoints live where SAVEPOINT ran: home.
+                if self.conns.any_pinned().is_none() || !self.state.in_transaction() {
                     return self.run_home(&Request::Text(Arc::from(sql)), reply).await;
                 }
                 match self.on_all_pinned(&text).await {
                     Ok(warnings) => reply.ok(&OkInfo { warnings, ..OkInfo::default() }, self.state.client_status()).await,
-                    Err(e) => reply.error(&e.into()).await,
+                    Err(e) => reply.error(&e).await,
                 }
             }
         }
@@ -103,12 +104,17 @@ impl Session {
         r
     }
 
-    /// Runs `sql` on every pinned connection, keeping them pinned.
-    /// Answers the warnings the shards reported, summed.
-    async fn on_all_pinned(&mut self, sql: &str) -> Result<u16, BackendError> {
+    /// Runs `sql` on every pinned connection, each first brought to the session's state and
+    /// joined to its transaction (as `Conns::take` does), keeping them pinned. Answers the
+    /// warnings the shards reported, summed.
+    async fn on_all_pinned(&mut self, sql: &str) -> Result<u16, crate::error::ClientError> {
         let mut result = Ok(0u16);
-        for (shard, c) in self.conns.take_all_pinned() {
-            match self.run_kept(&shard, c, sql).await {
+        for shard in self.conns.pinned_shards() {
+            let r = match self.conns.take(&shard, &self.state, false).await {
+                Ok(t) => self.run_kept(&shard, t.conn, sql).await.map_err(Into::into),
+                Err(e) => Err(e),
+            };
+            match r {
                 Ok(w) => {
                     if let Ok(total) = &mut result {
                         *total = total.saturating_add(w);
@@ -124,7 +130,6 @@ impl Session {
         result
     }
 
-    /// Runs `sql` on `c` and pins it again, unless the error shows it broke.
     /// Answers the statement's warning count.
     async fn run_kept(&mut self, shard: &str, mut c: crate::backend::PooledConn, sql: &str) -> Result<u16, BackendError> {
         let (s, a) = (c.shard().to_string(), c.addr().to_string());
