@@ -202,6 +202,10 @@ enum RuleCmd {
         table: (String, String),
         /// The column whose value picks the slot.
         column: String,
+        /// Add the rule although the table's primary key or a unique key lacks the column
+        /// (each shard then enforces that key only for its own rows).
+        #[arg(long)]
+        force: bool,
     },
     /// Table of sharding rules.
     List,
@@ -291,8 +295,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Replica(ReplicaCmd::Add { shard, addr }) => TopologyCommand::AddReplica { shard, addr },
         Command::Replica(ReplicaCmd::Remove { shard, addr }) => TopologyCommand::RemoveReplica { shard, addr },
         Command::Primary(PrimaryCmd::Set { shard, addr, drop_old }) => TopologyCommand::SetPrimary { shard, primary: addr, drop_old },
-        Command::Rule(RuleCmd::Add { table: (database, table), column }) => {
-            TopologyCommand::AddRule { rule: ShardingRule { database, table, column } }
+        Command::Rule(RuleCmd::Add { table: (database, table), column, force }) => {
+            let rule = ShardingRule { database, table, column };
+            return apply(&ctx, TopologyCommand::AddRule { rule }, force).await;
         }
         Command::Rule(RuleCmd::Remove { table: (database, table) }) => TopologyCommand::RemoveRule { database, table },
     };

@@ -170,6 +170,23 @@ async fn autocommit_and_savepoints_span_every_shard() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Found by the differential tester: with autocommit off a failed INSERT opens a transaction
+/// on its shard (MariaDB: `@@in_transaction` = 1), but an error packet carries no status.
+#[tokio::test]
+async fn a_failed_statement_with_autocommit_off_still_opens_the_transaction() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let mut p = s.proxy.conn(Some("shop")).await?;
+    p.query_drop("SET autocommit = 0").await?;
+    let dup = format!("INSERT INTO customers (id, name) VALUES ({}, 'dup')", s.k1[0]);
+    assert_eq!(code(p.query_drop(dup).await.unwrap_err()), 1062);
+    let in_tx: Option<i64> = p.query_first("SELECT @@in_transaction").await?;
+    assert_eq!(in_tx, Some(1), "the failed INSERT opened a transaction on s1");
+    p.query_drop("ROLLBACK").await?;
+    let in_tx: Option<i64> = p.query_first("SELECT @@in_transaction").await?;
+    assert_eq!(in_tx, Some(0));
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_failed_multi_shard_insert_is_undone_as_one_statement() -> anyhow::Result<()> {
     let s = setup().await?;

@@ -109,6 +109,26 @@ async fn slotctl_drives_the_meta_group() -> anyhow::Result<()> {
     let rules = run(&["rule", "list"]);
     assert!(rules.stdout.contains("sc") && rules.stdout.contains("uid"), "{}", rules.stdout);
     assert_eq!(run(&["rule", "remove", "sc.u"]).code, 0);
+    // A rule over a table whose unique key lacks the shard column is refused, with the key
+    // named, unless forced; keys that contain the column pass.
+    for s in [&a, &b] {
+        s.exec("CREATE TABLE sc.orders (order_id INT PRIMARY KEY, user_id INT, UNIQUE KEY by_user (user_id, order_id))").await?;
+        s.exec("CREATE TABLE sc.items (order_id INT, user_id INT, PRIMARY KEY (user_id, order_id))").await?;
+    }
+    let refused = run(&["rule", "add", "sc.orders", "user_id"]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(refused.stderr.contains("PRIMARY KEY (order_id)") && refused.stderr.contains("1062") && refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert!(!refused.stderr.contains("by_user"), "{}", refused.stderr);
+    let unknown_column = run(&["rule", "add", "sc.orders", "uid"]);
+    assert!(unknown_column.code == 1 && unknown_column.stderr.contains("no column \"uid\""), "{}", unknown_column.stderr);
+    let forced = run(&["rule", "add", "sc.orders", "user_id", "--force"]);
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    let covered = run(&["rule", "add", "sc.items", "user_id"]);
+    assert_eq!(covered.code, 0, "{}", covered.stderr);
+    let rules = run(&["rule", "list"]);
+    assert!(rules.stdout.contains("orders") && rules.stdout.contains("items"), "{}", rules.stdout);
+    assert_eq!(run(&["rule", "remove", "sc.orders"]).code, 0);
+    assert_eq!(run(&["rule", "remove", "sc.items"]).code, 0);
     assert_eq!(run(&["replica", "add", "s2", "127.0.0.1:1"]).code, 0);
     assert_eq!(run(&["replica", "remove", "s2", "127.0.0.1:1"]).code, 0);
     let busy = run(&["shard", "remove", "s2"]);

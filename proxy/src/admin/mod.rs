@@ -7,6 +7,7 @@
 
 mod failover;
 mod gtid;
+mod rule_check;
 mod slot_check;
 mod slot_move;
 mod switchover;

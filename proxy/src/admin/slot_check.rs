@@ -1,5 +1,6 @@
 //! The meta hooks of a slotgate node: before slots move, check on their current owners that
-//! they hold no rows (no online migration yet), and count topology commands.
+//! they hold no rows (no online migration yet); before a rule is added, check the table's keys
+//! (`rule_check`); count topology commands.
 //!
 //! Contract: for `freeze_slots` (the prepare of a slot move) without `--force`, every sharded table is counted on each
 //! source shard's primary with `CRC32(column) % slot_count IN (moving slots)` — the slot
@@ -24,6 +25,7 @@ impl MetaHooks for NodeHooks {
         Box::pin(async move {
             match command {
                 TopologyCommand::FreezeSlots { slots, to } => self.slots_empty(current, slots, to).await,
+                TopologyCommand::AddRule { rule } => super::rule_check::check_rule(&self.backends, current, rule).await,
                 _ => Ok(()),
             }
         })

@@ -196,9 +196,18 @@ impl PooledConn {
         self.conn.as_mut().expect("PooledConn used after discard")
     }
 
-    /// The backend reported an open transaction in its last OK packet.
-    pub fn in_transaction(&mut self) -> bool {
-        self.conn().last_ok_packet().is_some_and(|ok| ok.status_flags().contains(mysql_async::consts::StatusFlags::SERVER_STATUS_IN_TRANS))
+    /// The backend holds an open transaction: as its last OK packet says, or, when the last
+    /// statement ended in an error (no status) and `ask` is set, as `@@in_transaction` says.
+    pub async fn in_transaction(&mut self, ask: bool) -> bool {
+        if let Some(ok) = self.conn().last_ok_packet() {
+            return ok.status_flags().contains(mysql_async::consts::StatusFlags::SERVER_STATUS_IN_TRANS);
+        }
+        if !ask {
+            return false;
+        }
+        let limit = self.node.query_timeout.unwrap_or(Duration::from_secs(10));
+        let asked = tokio::time::timeout(limit, self.conn().query_first::<u8, _>("SELECT @@in_transaction")).await;
+        matches!(asked, Ok(Ok(Some(1))))
     }
 
     pub fn shard(&self) -> &str {

@@ -53,11 +53,18 @@ impl Conns {
         v
     }
 
-    /// A shard whose pinned connection holds an open transaction (by its last status).
-    pub fn in_transaction_shard(&mut self) -> Option<String> {
+    /// A shard whose pinned connection holds an open transaction: by its last status, or,
+    /// while the session is in a transaction and the last statement there failed (an error
+    /// carries no status, yet with autocommit off a failed INSERT has opened one), by asking.
+    pub async fn in_transaction_shard(&mut self, session_in_tx: bool) -> Option<String> {
         let mut shards: Vec<(&String, &mut PooledConn)> = self.pinned.iter_mut().collect();
         shards.sort_by(|a, b| a.0.cmp(b.0));
-        shards.into_iter().find_map(|(s, c)| c.in_transaction().then(|| s.clone()))
+        for (s, c) in shards {
+            if c.in_transaction(session_in_tx).await {
+                return Some(s.clone());
+            }
+        }
+        None
     }
 
     pub fn any_pinned(&self) -> Option<String> {

@@ -60,7 +60,7 @@ impl Session {
         match route.target {
             // Statements that touch no table run where the session already is.
             Target::Home if route.kind == StatementKind::Session => {
-                let shard = self.session_shard(topo);
+                let shard = self.session_shard(topo).await;
                 self.run_single(&shard, req, classified, classified.read_only, reply).await
             }
             Target::Home => self.run_single(&shard_id(topo, topo.home_index()), req, classified, classified.read_only, reply).await,
@@ -92,8 +92,8 @@ impl Session {
     /// Where a statement that touches no table runs: a shard whose connection holds the
     /// open transaction (so `@@in_transaction` and the like answer for the session), else home
     /// when the session holds it or nothing, else a shard the session holds.
-    pub(super) fn session_shard(&mut self, topo: &Topology) -> String {
-        if let Some(s) = self.conns.in_transaction_shard() {
+    pub(super) async fn session_shard(&mut self, topo: &Topology) -> String {
+        if let Some(s) = self.conns.in_transaction_shard(self.state.in_transaction()).await {
             return s;
         }
         let home = shard_id(topo, topo.home_index());
@@ -184,7 +184,7 @@ impl Session {
         loop {
             self.conns.version = self.shared.topology.version();
             let topo = self.topology();
-            let shard = self.session_shard(&topo);
+            let shard = self.session_shard(&topo).await;
             if self.run_single(&shard, req, classified, idempotent, reply).await? == Step::Done {
                 return Ok(());
             }
