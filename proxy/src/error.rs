@@ -16,6 +16,7 @@ pub mod codes {
     pub const ER_NET_READ_ERROR: u16 = 1158;
     pub const ER_UNKNOWN_ERROR: u16 = 1105;
     pub const ER_UNKNOWN_STMT_HANDLER: u16 = 1243;
+    pub const ER_STMT_HAS_NO_OPEN_CURSOR: u16 = 1421;
     pub const ER_WRONG_ARGUMENTS: u16 = 1210;
     pub const ER_NOT_SUPPORTED_YET: u16 = 1235;
     pub const ER_MAX_PREPARED_STMT_COUNT_REACHED: u16 = 1461;
@@ -132,6 +133,11 @@ impl ClientError {
             b"HY000",
             format!("Malformed communication packet: {what}"),
         )
+    }
+
+    /// COM_STMT_FETCH for a statement whose execute opened no cursor.
+    pub fn no_open_cursor(id: u32) -> Self {
+        Self::new(ErrorKind::Protocol, codes::ER_STMT_HAS_NO_OPEN_CURSOR, b"HY000", format!("The statement ({id}) has no open cursor."))
     }
 
     pub fn unknown_statement(id: u32, command: &str) -> Self {

@@ -119,3 +119,58 @@ async fn field_list_statistics_and_refresh_answer_as_mariadb() -> anyhow::Result
     assert_eq!(c.command(b"\x0e").await?.get(0), Some(&0), "the connection goes on");
     Ok(())
 }
+
+/// Reads packets up to and including the next EOF; returns them without the EOF and the EOF's
+/// status flags.
+async fn until_eof(c: &mut RawClient) -> anyhow::Result<(Vec<Vec<u8>>, u16)> {
+    let mut got = Vec::new();
+    loop {
+        let (_, packet) = c.read_packet().await?;
+        assert_ne!(packet.get(0), Some(&0xff), "{:?}", String::from_utf8_lossy(&packet));
+        if packet.get(0) == Some(&0xfe) && packet.len() < 9 {
+            return Ok((got, u16::from_le_bytes([packet[3], packet[4]])));
+        }
+        got.push(packet);
+    }
+}
+
+/// Cursors (item 3): the CURSOR_TYPE_READ_ONLY flag is ignored, as MariaDB ignores it for a
+/// statement that opens no cursor: the whole result comes with the execute, without
+/// SERVER_STATUS_CURSOR_EXISTS, so drivers (Connector/C, /J) read it as a plain result; a
+/// COM_STMT_FETCH then gets MariaDB's 1421, an unknown statement 1243.
+#[tokio::test]
+async fn cursor_requests_get_the_whole_result_and_fetch_answers_1421() -> anyhow::Result<()> {
+    let s0 = MariaDb::start().await?;
+    let proxy = TestProxy::start(&[&s0]).await?;
+    let mut p = proxy.conn(None).await?;
+    p.query_drop("CREATE DATABASE cu").await?;
+    p.query_drop("CREATE TABLE cu.t (id INT PRIMARY KEY)").await?;
+    p.query_drop("INSERT INTO cu.t VALUES (1), (2), (3)").await?;
+    let mut c = RawClient::login(proxy.mysql_port, USER, PASSWORD).await?;
+    c.write_packet(0, b"\x16SELECT id FROM cu.t ORDER BY id").await?;
+    let (_, ok) = c.read_packet().await?;
+    assert_eq!(ok.get(0), Some(&0), "{:?}", String::from_utf8_lossy(&ok));
+    let id = [ok[1], ok[2], ok[3], ok[4]];
+    let (cols, _) = until_eof(&mut c).await?;
+    assert_eq!(cols.len(), 1);
+    // COM_STMT_EXECUTE, flags CURSOR_TYPE_READ_ONLY, one iteration, no parameters.
+    let mut exec = vec![0x17];
+    exec.extend_from_slice(&id);
+    exec.extend_from_slice(&[0x01, 1, 0, 0, 0]);
+    c.write_packet(0, &exec).await?;
+    let (_, count) = c.read_packet().await?;
+    assert_eq!(count, vec![1], "one column");
+    let (defs, status) = until_eof(&mut c).await?;
+    assert_eq!(defs.len(), 1);
+    assert_eq!(status & 0x40, 0, "no SERVER_STATUS_CURSOR_EXISTS");
+    let (rows, status) = until_eof(&mut c).await?;
+    assert_eq!(rows.len(), 3, "every row with the execute");
+    assert_eq!(status & 0x40, 0);
+    let mut fetch = vec![0x1c];
+    fetch.extend_from_slice(&id);
+    fetch.extend_from_slice(&[10, 0, 0, 0]);
+    assert_eq!(err_code(&c.command(&fetch).await?), Some(1421));
+    assert_eq!(err_code(&c.command(&[0x1c, 99, 0, 0, 0, 10, 0, 0, 0]).await?), Some(1243));
+    assert_eq!(c.command(b"\x0e").await?.get(0), Some(&0), "the connection goes on");
+    Ok(())
+}

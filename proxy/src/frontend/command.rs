@@ -19,6 +19,7 @@ pub const COM_STMT_EXECUTE: u8 = 0x17;
 pub const COM_STMT_SEND_LONG_DATA: u8 = 0x18;
 pub const COM_STMT_CLOSE: u8 = 0x19;
 pub const COM_STMT_RESET: u8 = 0x1a;
+pub const COM_STMT_FETCH: u8 = 0x1c;
 pub const COM_SET_OPTION: u8 = 0x1b;
 pub const COM_RESET_CONNECTION: u8 = 0x1f;
 
@@ -35,6 +36,9 @@ pub enum Command {
     SendLongData { stmt_id: u32, param: u16, data: BytesMut },
     Close(u32),
     Reset(u32),
+    /// COM_STMT_FETCH: rows of an open cursor (slotgate opens none: the cursor flag of
+    /// COM_STMT_EXECUTE is ignored, as MariaDB ignores it for statements without a result).
+    Fetch(u32),
     SetOption(u16),
     ResetConnection,
     /// COM_FIELD_LIST (deprecated, still sent by old C clients): a table's columns.
@@ -81,6 +85,7 @@ impl Command {
             }
             COM_STMT_CLOSE => Command::Close(u32_at(&body, 0).ok_or_else(|| ClientError::malformed("COM_STMT_CLOSE too short"))?),
             COM_STMT_RESET => Command::Reset(u32_at(&body, 0).ok_or_else(|| ClientError::malformed("COM_STMT_RESET too short"))?),
+            COM_STMT_FETCH => Command::Fetch(u32_at(&body, 0).ok_or_else(|| ClientError::malformed("COM_STMT_FETCH too short"))?),
             COM_SET_OPTION => Command::SetOption(
                 body.get(0..2)
                     .map(|s| u16::from_le_bytes([s[0], s[1]]))

@@ -225,6 +225,16 @@ async fn dispatch<H: Handler>(
             }
             CommandLabel::Other
         }
+        Command::Fetch(stmt_id) => {
+            // Every execute answered with its whole result (no SERVER_STATUS_CURSOR_EXISTS),
+            // so, as on MariaDB for a statement without an open cursor: 1421.
+            let e = match state.stmts.contains_key(&stmt_id) {
+                true => ClientError::no_open_cursor(stmt_id),
+                false => ClientError::unknown_statement(stmt_id, "mysqld_stmt_fetch"),
+            };
+            reply.error(&e).await?;
+            CommandLabel::Other
+        }
         Command::InitDb(db) => {
             handler.on_init_db(&db, reply).await?;
             CommandLabel::InitDb
