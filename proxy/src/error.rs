@@ -266,13 +266,18 @@ impl ClientError {
         Self::new(ErrorKind::Timeout, codes::ER_LOCK_WAIT_TIMEOUT, b"HY000", "Lock wait timeout exceeded: the topology kept changing while this statement was being routed; retry it")
     }
 
-    /// A client packet above the node's max_allowed_packet.
-    pub fn packet_too_large(limit: impl std::fmt::Display) -> Self {
+    /// A client packet above the connection's limit: the node's max_allowed_packet, or the
+    /// smallest of the shards' when that is lower.
+    pub fn packet_too_large(limit: usize, from_backends: bool) -> Self {
+        let fix = match from_backends {
+            true => "the smallest max_allowed_packet of the shards; send smaller statements or raise max_allowed_packet on every shard",
+            false => "send smaller statements or raise node.max_allowed_packet",
+        };
         Self::new(
             ErrorKind::Protocol,
             codes::ER_NET_PACKET_TOO_LARGE,
             b"08S01",
-            format!("Got a packet bigger than 'max_allowed_packet' bytes ({limit}); send smaller statements or raise node.max_allowed_packet"),
+            format!("Got a packet bigger than 'max_allowed_packet' bytes ({limit}, {fix})"),
         )
     }
 

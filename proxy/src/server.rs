@@ -81,6 +81,7 @@ impl Node {
             users: Arc::new(users),
             tls,
             max_allowed_packet: config.node.max_allowed_packet,
+            backend_packet_limit: backends.packet_limit(),
         };
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr).await.map_err(|source| NodeError::Bind { addr, source })
@@ -156,11 +157,19 @@ impl Node {
         });
         let upkeep_metrics = metrics.clone();
         let upkeep_cancel = cancel.clone();
+        let upkeep_backends = backends.clone();
         tracker.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tokio::select! {
-                    _ = tick.tick() => upkeep_metrics.upkeep(),
+                    _ = tick.tick() => {
+                        upkeep_metrics.upkeep();
+                        // New nodes' packet limits (the first tick is at once).
+                        tokio::select! {
+                            _ = upkeep_backends.probe_packet_limits() => {}
+                            _ = upkeep_cancel.cancelled() => return,
+                        }
+                    }
                     _ = upkeep_cancel.cancelled() => return,
                 }
             }

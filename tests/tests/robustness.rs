@@ -4,7 +4,7 @@
 
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts};
-use slotgate_tests::mariadb::MariaDb;
+use slotgate_tests::mariadb::{MariaDb, MariaDbOptions};
 use slotgate_tests::proxy::{ProxyOptions, TestProxy, PASSWORD, USER};
 use slotgate_tests::raw::{err_code, RawClient};
 use std::time::{Duration, Instant};
@@ -119,6 +119,36 @@ async fn packet_over_max_allowed_packet_is_refused_with_1153() {
     c.write_packet(0, &q).await.unwrap();
     let (_, answer) = c.read_packet().await.unwrap();
     assert_eq!(err_code(&answer), Some(1153));
+    still_serving(&p).await;
+}
+
+/// Issue #13 item 10: a backend whose max_allowed_packet is below the node's would drop the
+/// connection on a large statement (2013); the node takes the smallest of its backends' and
+/// answers 1153 itself, keeping the backend connection.
+#[tokio::test]
+async fn packet_over_the_backends_limit_is_refused_with_1153() {
+    let m = MariaDb::start_with(MariaDbOptions { extra_args: vec!["--max-allowed-packet=1M".into()], ..Default::default() }).await.unwrap();
+    let p = TestProxy::start(&[&m]).await.unwrap();
+    let mut q = b"\x03SELECT '".to_vec();
+    q.extend(std::iter::repeat_n(b'x', 2 * 1024 * 1024));
+    q.push(b'\'');
+    // The node asks its backends at start; wait (bounded) until new connections carry the limit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let answer = loop {
+        let mut c = RawClient::login(p.mysql_port, USER, PASSWORD).await.unwrap();
+        c.write_packet(0, &q).await.unwrap();
+        let answer = c.read_packet().await.map(|(_, a)| a).unwrap_or_default();
+        if String::from_utf8_lossy(&answer).contains("of the shards") || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(err_code(&answer), Some(1153), "{:?}", String::from_utf8_lossy(&answer));
+    assert!(String::from_utf8_lossy(&answer).contains("1048576"), "{:?}", String::from_utf8_lossy(&answer));
+    // Below the limit, statements pass.
+    let mut c = p.conn(None).await.unwrap();
+    let n: Option<u64> = c.query_first(format!("SELECT LENGTH('{}')", "y".repeat(900 * 1024))).await.unwrap();
+    assert_eq!(n, Some(900 * 1024));
     still_serving(&p).await;
 }
 

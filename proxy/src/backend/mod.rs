@@ -7,7 +7,9 @@
 //! topology finds its pool missing, and a replica promoted by a later version already has
 //! its pool (warmed with [`Backends::warm_replicas`] when its shard is frozen for a cutover);
 //! pools for nodes no longer named are dropped from the map and closed once their last
-//! connection returns. Must not import `frontend` or `session`.
+//! connection returns. [`Backends::probe_packet_limits`] asks each new node its
+//! `max_allowed_packet` and keeps the smallest, which the frontend enforces. Must not import
+//! `frontend` or `session`.
 
 pub mod buffer;
 pub mod error;
@@ -19,10 +21,12 @@ pub use pool::{quote_ident, NodePool, PooledConn};
 pub use sync::SessionSync;
 
 use crate::config::BackendConfig;
+use mysql_async::prelude::Queryable;
 use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
 use slotgate_shared::Topology;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Every shard's primary pool, by shard id, for the latest topology.
@@ -47,6 +51,10 @@ struct Inner {
     cfg: BackendConfig,
     password: String,
     metrics: Metrics,
+    /// `@@global.max_allowed_packet` by node address, for the nodes asked so far.
+    packet_limits: Mutex<HashMap<String, usize>>,
+    /// The smallest of them over the nodes of the latest topology (0 while none answered).
+    packet_limit: Arc<AtomicUsize>,
 }
 
 impl Backends {
@@ -63,6 +71,8 @@ impl Backends {
                 cfg: cfg.clone(),
                 password: password.to_string(),
                 metrics: metrics.clone(),
+                packet_limits: Mutex::new(HashMap::new()),
+                packet_limit: Arc::new(AtomicUsize::new(0)),
             }),
         }
     }
@@ -102,6 +112,35 @@ impl Backends {
             }
         }
         Ok(())
+    }
+
+    /// The smallest `max_allowed_packet` of the nodes (0 while unknown), shared with the
+    /// frontend.
+    pub fn packet_limit(&self) -> Arc<AtomicUsize> {
+        self.inner.packet_limit.clone()
+    }
+
+    /// Asks every node of the latest topology not asked yet for its `max_allowed_packet`
+    /// (a node that does not answer is asked again next time), then publishes the smallest.
+    pub async fn probe_packet_limits(&self) {
+        let nodes = self.inner.nodes.load_full();
+        for (addr, pool) in nodes.iter() {
+            let known = self.inner.packet_limits.lock().unwrap_or_else(|p| p.into_inner()).contains_key(addr);
+            if known {
+                continue;
+            }
+            let ask = async {
+                let mut c = pool.acquire(false).await.ok()?;
+                c.conn().query_first::<u64, _>("SELECT @@global.max_allowed_packet").await.ok().flatten()
+            };
+            if let Ok(Some(v)) = tokio::time::timeout(std::time::Duration::from_secs(5), ask).await {
+                tracing::debug!(node = %addr, max_allowed_packet = v, "backend packet limit");
+                self.inner.packet_limits.lock().unwrap_or_else(|p| p.into_inner()).insert(addr.clone(), v as usize);
+            }
+        }
+        let limits = self.inner.packet_limits.lock().unwrap_or_else(|p| p.into_inner());
+        let smallest = nodes.keys().filter_map(|a| limits.get(a).copied()).min().unwrap_or(0);
+        self.inner.packet_limit.store(smallest, Ordering::Relaxed);
     }
 
     pub fn primary(&self, shard: &str) -> Option<NodePool> {

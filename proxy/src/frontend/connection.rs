@@ -32,6 +32,8 @@ struct StmtMeta {
 struct ConnState {
     login: Login,
     multi_statements: bool,
+    /// This connection's max_allowed_packet, and whether it is the backends' smallest.
+    packet_limit: (usize, bool),
     stmts: HashMap<u32, StmtMeta>,
 }
 
@@ -45,7 +47,9 @@ pub async fn serve<H: Handler>(
     metrics: &Metrics,
     cancel: &CancellationToken,
 ) -> Result<(), StreamError> {
-    let stream = PacketStream::new(io, cfg.max_allowed_packet);
+    // Fixed for the connection's life, as MariaDB fixes a session's max_allowed_packet.
+    let (limit, from_backends) = cfg.packet_limit();
+    let stream = PacketStream::new(io, limit);
     let (mut stream, login) = match handshake::handshake(stream, cfg, connection_id, peer_host).await {
         Ok(x) => x,
         Err(HandshakeError::Refused(e)) => {
@@ -60,6 +64,7 @@ pub async fn serve<H: Handler>(
     let caps = login.capabilities;
     let mut state = ConnState {
         multi_statements: caps.contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS),
+        packet_limit: (limit, from_backends),
         login,
         stmts: HashMap::new(),
     };
@@ -119,7 +124,7 @@ async fn command_loop<H: Handler>(
             Ok(Some(p)) => p,
             Ok(None) => return Ok(()),
             Err(StreamError::TooLarge) => {
-                let e = ClientError::packet_too_large(cfg.max_allowed_packet);
+                let e = ClientError::packet_too_large(state.packet_limit.0, state.packet_limit.1);
                 metrics.error(e.kind);
                 let _ = stream.send(super::packets::err(&e)).await;
                 return Ok(());
@@ -185,7 +190,7 @@ async fn dispatch<H: Handler>(
                     .stmts
                     .get_mut(&id)
                     .ok_or_else(|| ClientError::unknown_statement(id, "mysqld_stmt_execute"))?;
-                if meta.long_data_bytes > cfg.max_allowed_packet {
+                if meta.long_data_bytes > state.packet_limit.0 {
                     meta.long_data.clear();
                     meta.long_data_bytes = 0;
                     return Err(ClientError::long_data_too_large());
@@ -202,7 +207,7 @@ async fn dispatch<H: Handler>(
         Command::SendLongData { stmt_id, param, data } => {
             // No answer; errors surface at execute, as in MariaDB.
             if let Some(meta) = state.stmts.get_mut(&stmt_id) {
-                if meta.long_data_bytes <= cfg.max_allowed_packet {
+                if meta.long_data_bytes <= state.packet_limit.0 {
                     meta.long_data_bytes += data.len();
                     meta.long_data.entry(param).or_default().extend_from_slice(&data);
                 }

@@ -23,7 +23,23 @@ pub struct FrontendConfig {
     pub server_version: String,
     pub users: Arc<Users>,
     pub tls: Option<TlsAcceptor>,
+    /// `node.max_allowed_packet`: the most a client may send.
     pub max_allowed_packet: usize,
+    /// The smallest `max_allowed_packet` of the backends (0 while unknown): a larger packet
+    /// could not reach them, so it is refused here with 1153.
+    pub backend_packet_limit: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FrontendConfig {
+    /// The limit a new connection gets, and whether it is the backends' (not the node's).
+    pub fn packet_limit(&self) -> (usize, bool) {
+        let backends = self.backend_packet_limit.load(std::sync::atomic::Ordering::Relaxed);
+        match backends {
+            0 => (self.max_allowed_packet, false),
+            b if b < self.max_allowed_packet => (b, true),
+            _ => (self.max_allowed_packet, false),
+        }
+    }
 }
 
 /// An authenticated client.
