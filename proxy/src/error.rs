@@ -17,6 +17,9 @@ pub mod codes {
     pub const ER_UNKNOWN_ERROR: u16 = 1105;
     pub const ER_UNKNOWN_STMT_HANDLER: u16 = 1243;
     pub const ER_STMT_HAS_NO_OPEN_CURSOR: u16 = 1421;
+    pub const ER_NO_SUCH_THREAD: u16 = 1094;
+    pub const ER_KILL_DENIED_ERROR: u16 = 1095;
+    pub const ER_CONNECTION_KILLED: u16 = 1927;
     pub const ER_WRONG_ARGUMENTS: u16 = 1210;
     pub const ER_NOT_SUPPORTED_YET: u16 = 1235;
     pub const ER_MAX_PREPARED_STMT_COUNT_REACHED: u16 = 1461;
@@ -133,6 +136,25 @@ impl ClientError {
             b"HY000",
             format!("Malformed communication packet: {what}"),
         )
+    }
+
+    /// KILL of a connection id this node does not serve.
+    pub fn no_such_thread(id: u64, elsewhere: Option<u64>) -> Self {
+        let hint = match elsewhere {
+            Some(node) => format!(" (it belongs to slotgate node {node}: send the KILL through that node)"),
+            None => String::new(),
+        };
+        Self::new(ErrorKind::Protocol, codes::ER_NO_SUCH_THREAD, b"HY000", format!("Unknown thread id: {id}{hint}"))
+    }
+
+    /// KILL of another user's connection.
+    pub fn kill_denied(id: u64) -> Self {
+        Self::new(ErrorKind::Protocol, codes::ER_KILL_DENIED_ERROR, b"HY000", format!("You are not owner of thread {id}"))
+    }
+
+    /// The session killed its own connection.
+    pub fn connection_killed() -> Self {
+        Self::new(ErrorKind::Protocol, codes::ER_CONNECTION_KILLED, b"70100", "Connection was killed")
     }
 
     /// COM_STMT_FETCH for a statement whose execute opened no cursor.

@@ -183,6 +183,8 @@ impl Node {
             transaction_mode: config.routing.transaction_mode,
             meta: meta.clone(),
             session_ids: Default::default(),
+            sessions: Default::default(),
+            node_id: config.node.id,
         });
         let acceptor = Acceptor {
             frontend: Arc::new(frontend),
@@ -312,9 +314,12 @@ impl Acceptor {
             self.tracker.spawn(
                 async move {
                     metrics.connection_opened();
+                    // Its own token: shutdown or a KILL from another connection ends it.
+                    let conn_cancel = cancel.child_token();
+                    let _registered = shared.sessions.register(id, conn_cancel.clone());
                     let mut session = Session::new(shared);
                     let host = peer.ip().to_string();
-                    let serve = frontend::serve(Box::new(socket), &frontend, id, &host, &mut session, &metrics, &cancel);
+                    let serve = frontend::serve(Box::new(socket), &frontend, id, &host, &mut session, &metrics, &conn_cancel);
                     tokio::select! {
                         r = serve => if let Err(e) = r {
                             tracing::debug!(error = %e, "connection ended with an error");

@@ -174,3 +174,58 @@ async fn cursor_requests_get_the_whole_result_and_fetch_answers_1421() -> anyhow
     assert_eq!(c.command(b"\x0e").await?.get(0), Some(&0), "the connection goes on");
     Ok(())
 }
+
+/// KILL (item 4) takes slotgate's connection ids, those of the handshake: KILL QUERY ends
+/// the other connection's running statement on its shard, KILL ends the connection, one's own
+/// connection answers 1927; unknown ids 1094; KILL USER 1235.
+#[tokio::test]
+async fn kill_takes_the_handshake_ids() -> anyhow::Result<()> {
+    let s0 = MariaDb::start().await?;
+    let proxy = TestProxy::start(&[&s0]).await?;
+    let mut a = proxy.conn(None).await?;
+    let mut b = proxy.conn(None).await?;
+    let a_id = a.id();
+    let sleeper = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let r: Result<Option<i64>, _> = a.query_first("SELECT SLEEP(60) AS slotgate_kill_test").await;
+        (r.map_err(|e| e.to_string()), started.elapsed(), a)
+    });
+    // Wait (bounded) until the statement runs on the shard.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let n: Option<i64> = s0.query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(60) AS slotgate_kill_test%'").await?;
+        if n == Some(1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the SLEEP never reached the shard");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    b.query_drop(format!("KILL QUERY {a_id}")).await?;
+    let (r, took, mut a) = sleeper.await?;
+    // As on MariaDB 10.11: the backend's 1317.
+    assert!(r.as_ref().is_err_and(|e| e.contains("1317")), "{r:?}");
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+    let alive: Option<i64> = a.query_first("SELECT 1").await?;
+    assert_eq!(alive, Some(1), "KILL QUERY keeps the connection");
+    // KILL <id> ends the connection.
+    b.query_drop(format!("KILL {a_id}")).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if a.query_drop("SELECT 1").await.is_err() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the killed connection still answers");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let code = |e: mysql_async::Error| match e {
+        mysql_async::Error::Server(e) => e.code,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(code(b.query_drop(format!("KILL {a_id}")).await.unwrap_err()), 1094, "gone");
+    assert_eq!(code(b.query_drop("KILL 4294967295").await.unwrap_err()), 1094);
+    assert_eq!(code(b.query_drop("KILL USER app").await.unwrap_err()), 1235);
+    b.query_drop("KILL QUERY CONNECTION_ID()").await?;
+    assert_eq!(code(b.query_drop("KILL CONNECTION_ID()").await.unwrap_err()), 1927);
+    assert!(b.query_drop("SELECT 1").await.is_err(), "killed itself");
+    Ok(())
+}

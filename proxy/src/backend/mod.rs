@@ -199,6 +199,17 @@ impl Backends {
         }
     }
 
+    /// Kills the running statements of client connection `owner` on every node; how many
+    /// backend threads were asked.
+    pub async fn kill_queries_of(&self, owner: u32) -> usize {
+        let pools = self.inner.nodes.load_full();
+        let mut n = 0;
+        for p in pools.values() {
+            n += p.kill_queries_of(owner).await;
+        }
+        n
+    }
+
     pub async fn disconnect(&self) {
         let pools = self.inner.nodes.load_full();
         for p in pools.values() {

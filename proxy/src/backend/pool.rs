@@ -29,8 +29,8 @@ pub(super) struct NodeInner {
     pub addr: String,
     pools: [Pool; 2],
     applied: DashMap<u32, Applied>,
-    /// Connection id → topology version its current work was routed with.
-    lent: DashMap<u32, u64>,
+    /// Backend thread id → (version its work was routed with, client connection id).
+    lent: DashMap<u32, (u64, u32)>,
     /// Connections whose work a cutover aborted (until they are dropped).
     aborted: DashMap<u32, ()>,
     metrics: PoolMetrics,
@@ -154,7 +154,7 @@ impl NodePool {
     /// Ids of the connections whose work was routed with a version older than `version`.
     pub fn lent_before(&self, version: u64) -> Vec<u32> {
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        self.inner.lent.iter().filter(|e| *e.value() < version).map(|e| *e.key()).collect()
+        self.inner.lent.iter().filter(|e| e.value().0 < version).map(|e| *e.key()).collect()
     }
 
     /// Aborts the work on connections `ids` (a drain timed out): each is marked, so that
@@ -168,6 +168,20 @@ impl NodePool {
         for id in ids {
             let _ = tokio::time::timeout(Duration::from_secs(2), c.conn().query_drop(format!("KILL QUERY {id}"))).await;
         }
+    }
+
+    /// Kills the running statements of client connection `owner` on this node (`KILL QUERY`
+    /// of each backend thread carrying its work); how many were asked.
+    pub async fn kill_queries_of(&self, owner: u32) -> usize {
+        let ids: Vec<u32> = self.inner.lent.iter().filter(|e| e.value().1 == owner).map(|e| *e.key()).collect();
+        if ids.is_empty() {
+            return 0;
+        }
+        let Ok(mut c) = self.acquire(false).await else { return 0 };
+        for id in &ids {
+            let _ = tokio::time::timeout(Duration::from_secs(2), c.conn().query_drop(format!("KILL QUERY {id}"))).await;
+        }
+        ids.len()
     }
 
     pub fn retried(&self) {
@@ -224,13 +238,15 @@ impl PooledConn {
 
     /// Marks the connection as carrying work routed with topology `version`; a connection
     /// already tagged keeps its older tag unless `renew` (its earlier work is over).
-    pub fn tag(&mut self, version: u64, renew: bool) {
+    /// Marks the connection as carrying work of client connection `owner` routed with
+    /// `version` (kept, unless `renew`, when already marked).
+    pub fn tag(&mut self, version: u64, owner: u32, renew: bool) {
         if self.tag.is_some() && !renew {
             return;
         }
         let id = self.conn().id();
         self.tag = Some((id, version));
-        self.node.lent.insert(id, version);
+        self.node.lent.insert(id, (version, owner));
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
     }
 

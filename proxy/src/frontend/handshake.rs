@@ -53,6 +53,8 @@ pub struct Login {
     pub tls: bool,
     /// The greeting's scramble; COM_CHANGE_USER answers are computed over it.
     pub scramble: [u8; 20],
+    /// The connection id the greeting gave the client.
+    pub connection_id: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +172,7 @@ pub async fn handshake(
     if let Err(e) = check_password(&cfg.users, &user, peer_host, &scramble, &token, tls) {
         return Err(refuse(&mut stream, e).await);
     }
-    let login = Login { user, db, capabilities, collation: u16::from(response.collation()), tls, scramble };
+    let login = Login { user, db, capabilities, collation: u16::from(response.collation()), tls, scramble, connection_id };
     Ok((stream, login))
 }
 

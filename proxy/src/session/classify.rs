@@ -62,6 +62,28 @@ pub struct Classified {
     /// A LOAD DATA LOCAL INFILE among several statements (the session refuses it: the file
     /// request of one statement of many cannot be told apart).
     pub local_infile_in_multi: bool,
+    /// `KILL ...`, when the query is exactly that statement: the session runs it (its ids
+    /// are slotgate's connection ids, not a backend's).
+    pub kill: Option<Kill>,
+    /// A KILL among several statements (refused: passed on, it would name a backend thread).
+    pub kill_in_multi: bool,
+}
+
+/// `KILL [HARD | SOFT] [CONNECTION | QUERY] target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kill {
+    pub query_only: bool,
+    pub target: KillTarget,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KillTarget {
+    /// A connection id.
+    Id(u64),
+    /// `CONNECTION_ID()`: the session's own connection.
+    Own,
+    /// `KILL USER ...`, `KILL QUERY ID ...`, another expression.
+    Unsupported,
 }
 
 impl Classified {
@@ -87,10 +109,11 @@ pub fn classify(sql: &str) -> Classified {
     let mut enables_autocommit = false;
     let mut sql_prep = false;
     let statements = split(sql);
-    let (local_infile, tx) = match statements.as_slice() {
-        [one] => (local_infile_name(one), tx_control(one)),
-        _ => (None, None),
+    let (local_infile, tx, kill) = match statements.as_slice() {
+        [one] => (local_infile_name(one), tx_control(one), kill_statement(&words(one))),
+        _ => (None, None, None),
     };
+    let kill_in_multi = statements.len() > 1 && statements.iter().any(|s| kill_statement(&words(s)).is_some());
     for stmt in &statements {
         let words = words(stmt);
         reads_last_insert_id |= words.iter().any(|w| {
@@ -106,7 +129,33 @@ pub fn classify(sql: &str) -> Classified {
         effects.push(effect(stmt, &words));
     }
     let local_infile_in_multi = statements.len() > 1 && statements.iter().any(|s| local_infile_name(s).is_some());
-    Classified { effects, reads_last_insert_id, local_infile, tx, read_only, implicit_commit, enables_autocommit, sql_prep, local_infile_in_multi }
+    Classified { effects, reads_last_insert_id, local_infile, tx, read_only, implicit_commit, enables_autocommit, sql_prep, local_infile_in_multi, kill, kill_in_multi }
+}
+
+/// `KILL [HARD | SOFT] [CONNECTION | QUERY] <id | CONNECTION_ID() | ...>`.
+fn kill_statement(words: &[&str]) -> Option<Kill> {
+    let is = |i: usize, k: &str| words.get(i).is_some_and(|w| w.eq_ignore_ascii_case(k));
+    if !is(0, "KILL") {
+        return None;
+    }
+    let mut i = 1;
+    if is(i, "HARD") || is(i, "SOFT") {
+        i += 1;
+    }
+    let mut query_only = false;
+    if is(i, "CONNECTION") {
+        i += 1;
+    } else if is(i, "QUERY") {
+        query_only = true;
+        i += 1;
+    }
+    let target = match &words[i.min(words.len())..] {
+        _ if is(i, "ID") || is(i, "USER") => KillTarget::Unsupported,
+        [id] if id.eq_ignore_ascii_case("CONNECTION_ID") => KillTarget::Own,
+        [id] => id.parse().map(KillTarget::Id).unwrap_or(KillTarget::Unsupported),
+        _ => KillTarget::Unsupported,
+    };
+    Some(Kill { query_only, target })
 }
 
 /// Statements that end an open transaction before they run (MariaDB's "statements that cause
@@ -446,6 +495,15 @@ mod tests {
         assert!(!classify("CREATE TEMPORARY TABLE t (a int)").implicit_commit);
         assert!(!classify("DROP TEMPORARY TABLE t").implicit_commit);
         assert!(classify("SET autocommit = 1").enables_autocommit && !classify("SET autocommit = 1").implicit_commit);
+        let k = |sql: &str| classify(sql).kill;
+        assert_eq!(k("KILL 5"), Some(Kill { query_only: false, target: KillTarget::Id(5) }));
+        assert_eq!(k("kill query 7"), Some(Kill { query_only: true, target: KillTarget::Id(7) }));
+        assert_eq!(k("KILL HARD CONNECTION 9"), Some(Kill { query_only: false, target: KillTarget::Id(9) }));
+        assert_eq!(k("KILL CONNECTION_ID()"), Some(Kill { query_only: false, target: KillTarget::Own }));
+        assert_eq!(k("KILL QUERY ID 3").map(|k| k.target), Some(KillTarget::Unsupported));
+        assert_eq!(k("KILL USER app").map(|k| k.target), Some(KillTarget::Unsupported));
+        assert_eq!(k("SELECT 1"), None);
+        assert!(classify("SELECT 1; KILL 5").kill_in_multi && classify("SELECT 1; KILL 5").kill.is_none());
         assert!(classify("set @@autocommit=ON").enables_autocommit);
         assert!(!classify("SET autocommit = 0").enables_autocommit);
         assert!(!classify("SELECT 1").implicit_commit);

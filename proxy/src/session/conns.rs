@@ -29,6 +29,8 @@ pub struct Conns {
     pub found_rows: bool,
     /// The topology version the current statement was checked against.
     pub version: u64,
+    /// The client connection id whose work these connections carry (for KILL QUERY).
+    pub owner: u32,
 }
 
 /// A connection handed to a statement, and whether it came fresh from the pool without any
@@ -40,7 +42,7 @@ pub struct Taken {
 
 impl Conns {
     pub fn new(backends: Backends) -> Conns {
-        Conns { backends, pinned: HashMap::new(), joined: HashMap::new(), held: None, found_rows: false, version: 0 }
+        Conns { backends, pinned: HashMap::new(), joined: HashMap::new(), held: None, found_rows: false, version: 0, owner: 0 }
     }
 
     pub fn backends(&self) -> &Backends {
@@ -107,7 +109,7 @@ impl Conns {
                     conn.discard();
                     return Err(BackendError::CutoverAborted { shard: shard.to_string() }.into());
                 }
-                conn.tag(self.version, false);
+                conn.tag(self.version, self.owner, false);
                 (conn, true)
             }
             None => {
@@ -123,7 +125,7 @@ impl Conns {
                         pool.acquire(self.found_rows).await?
                     }
                 };
-                c.tag(self.version, true);
+                c.tag(self.version, self.owner, true);
                 (c, false)
             }
         };

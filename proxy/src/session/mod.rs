@@ -12,6 +12,8 @@ mod conns;
 mod exec;
 pub mod forward;
 mod hold;
+mod kill;
+pub mod registry;
 mod scatter;
 mod split;
 mod sqlexec;
@@ -56,6 +58,10 @@ pub struct Shared {
     /// Numbers session states (a login or reset): backend connections remember whose state
     /// they carry (see `backend::sync`).
     pub session_ids: std::sync::atomic::AtomicU64,
+    /// The node's client connections, for KILL.
+    pub sessions: Arc<registry::Registry>,
+    /// This node's id (the top byte of its connection ids).
+    pub node_id: u64,
 }
 
 impl Shared {
@@ -78,6 +84,8 @@ pub struct Session {
     next_stmt_id: u32,
     /// The topology an open transaction started with.
     tx_topology: Option<Arc<Topology>>,
+    /// The client connection's id (from the handshake).
+    connection_id: u32,
 }
 
 impl Session {
@@ -89,6 +97,7 @@ impl Session {
             prepared: HashMap::new(),
             next_stmt_id: 1,
             tx_topology: None,
+            connection_id: 0,
         }
     }
 
@@ -147,6 +156,9 @@ impl Session {
         self.prepared.clear();
         self.tx_topology = None;
         self.conns.found_rows = login.capabilities.contains(CapabilityFlags::CLIENT_FOUND_ROWS);
+        self.connection_id = login.connection_id;
+        self.conns.owner = login.connection_id;
+        self.shared.sessions.set_user(login.connection_id, &login.user);
         self.state = SessionState::new(&login.user, login.collation, self.shared.next_session_id());
         if !self.shared.topology.is_ready() {
             return reply.error(&ClientError::no_topology()).await;
@@ -194,7 +206,7 @@ impl Handler for Session {
     async fn on_prepare(&mut self, sql: &[u8], reply: &mut Reply<'_>) -> Result<(), StreamError> {
         let text = String::from_utf8_lossy(sql);
         let classified = classify(&text);
-        if classified.sql_prep {
+        if classified.sql_prep || classified.kill.is_some() || classified.kill_in_multi {
             let e = ClientError::unsupported_ps();
             return reply.error(&e).await;
         }
@@ -336,6 +348,12 @@ impl Session {
     async fn run_text(&mut self, text: &str, classified: Classified, req: Request, reply: &mut Reply<'_>) -> Result<(), StreamError> {
         if let Some(tx) = classified.tx.clone() {
             return self.tx_control(&tx, text.as_bytes(), reply).await;
+        }
+        if let Some(k) = &classified.kill {
+            return self.kill(k, reply).await;
+        }
+        if classified.kill_in_multi {
+            return reply.error(&ClientError::not_supported("KILL in a multi-statement query; send it alone")).await;
         }
         if classified.local_infile.is_some() && !reply.local_files() {
             // As MariaDB: the client did not offer to send files; nothing reaches a backend.
