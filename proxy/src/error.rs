@@ -14,6 +14,7 @@ pub mod codes {
     pub const ER_UNKNOWN_COM_ERROR: u16 = 1047;
     pub const ER_NET_PACKET_TOO_LARGE: u16 = 1153;
     pub const ER_NET_READ_ERROR: u16 = 1158;
+    pub const ER_NET_PACKETS_OUT_OF_ORDER: u16 = 1156;
     pub const ER_UNKNOWN_ERROR: u16 = 1105;
     pub const ER_UNKNOWN_STMT_HANDLER: u16 = 1243;
     pub const ER_STMT_HAS_NO_OPEN_CURSOR: u16 = 1421;
@@ -136,6 +137,11 @@ impl ClientError {
             b"HY000",
             format!("Malformed communication packet: {what}"),
         )
+    }
+
+    /// A client packet whose sequence id is not the next one.
+    pub fn packets_out_of_order() -> Self {
+        Self::new(ErrorKind::Protocol, codes::ER_NET_PACKETS_OUT_OF_ORDER, b"08S01", "Got packets out of order")
     }
 
     /// KILL of a connection id this node does not serve.

@@ -229,3 +229,61 @@ async fn kill_takes_the_handshake_ids() -> anyhow::Result<()> {
     assert!(b.query_drop("SELECT 1").await.is_err(), "killed itself");
     Ok(())
 }
+
+/// What a server answers to one raw packet: an error code, another first byte, or "closed"
+/// (and whether the connection still answers a COM_PING afterwards).
+async fn answer_to(port: u16, user: &str, password: &str, seq: u8, packet: &[u8], prepare: bool) -> String {
+    let mut c = RawClient::login(port, user, password).await.expect("login");
+    if prepare {
+        // Statement 1 with one parameter.
+        c.write_packet(0, b"\x16SELECT ?").await.expect("prepare");
+        let (_, ok) = c.read_packet().await.expect("prepare answer");
+        assert_eq!(ok.get(0), Some(&0));
+        until_eof(&mut c).await.expect("params");
+        // An id that is the statement's, whatever the server numbered it.
+        let id = [ok[1], ok[2], ok[3], ok[4]];
+        let mut p = packet.to_vec();
+        if p.len() >= 5 {
+            p[1..5].copy_from_slice(&id);
+        }
+        c.write_packet(seq, &p).await.expect("write");
+    } else {
+        c.write_packet(seq, packet).await.expect("write");
+    }
+    let first = match tokio::time::timeout(std::time::Duration::from_secs(5), c.read_packet()).await {
+        Ok(Ok((_, p))) => err_code(&p).map(|c| c.to_string()).unwrap_or_else(|| format!("0x{:02x}", p.get(0).copied().unwrap_or(0))),
+        Ok(Err(_)) => "closed".to_string(),
+        Err(_) => "no answer".to_string(),
+    };
+    let alive = match tokio::time::timeout(std::time::Duration::from_secs(5), c.command(b"\x0e")).await {
+        Ok(Ok(p)) => p.get(0) == Some(&0),
+        _ => false,
+    };
+    format!("{first}{}", if alive { "" } else { " then closed" })
+}
+
+/// Item 11: malformed commands get the codes MariaDB gives them (1835 malformed, 1210 wrong
+/// arguments, 1156 packets out of order), compared with a direct connection.
+#[tokio::test]
+async fn malformed_commands_get_the_servers_error_codes() -> anyhow::Result<()> {
+    let s0 = MariaDb::start().await?;
+    let proxy = TestProxy::start(&[&s0]).await?;
+    let cases: Vec<(&str, u8, Vec<u8>, bool)> = vec![
+        ("execute too short", 0, b"\x17\x01\x00\x00\x00".to_vec(), true),
+        ("execute without bound types", 0, b"\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00".to_vec(), true),
+        ("execute with a truncated value", 0, b"\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\x00\x01\xfe\x00\x05ab".to_vec(), true),
+        ("execute with an unknown type", 0, b"\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\x00\x01\x99\x00\x01".to_vec(), true),
+        ("command with a wrong sequence id", 3, b"\x03SELECT 1".to_vec(), false),
+        ("empty command", 0, Vec::new(), false),
+    ];
+    let mut differ = Vec::new();
+    for (name, seq, packet, prepare) in &cases {
+        let direct = answer_to(s0.port(), s0.user(), s0.password(), *seq, packet, *prepare).await;
+        let through = answer_to(proxy.mysql_port, USER, PASSWORD, *seq, packet, *prepare).await;
+        if direct != through {
+            differ.push(format!("{name}: MariaDB {direct}, slotgate {through}"));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+    Ok(())
+}

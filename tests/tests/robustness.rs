@@ -51,8 +51,8 @@ async fn malformed_commands_get_errors_and_the_connection_goes_on() {
     assert_eq!(err_code(&c.command(&[0x04, b't', 0]).await.unwrap()), Some(1046));
     assert_eq!(err_code(&c.command(&[0x04, b't']).await.unwrap()), Some(1835), "COM_FIELD_LIST without its NUL");
     assert_eq!(err_code(&c.command(&[0xee]).await.unwrap()), Some(1047));
-    // Empty command packet.
-    assert_eq!(err_code(&c.command(&[]).await.unwrap()), Some(1835));
+    // Empty command packet: as MariaDB, an unknown command.
+    assert_eq!(err_code(&c.command(&[]).await.unwrap()), Some(1047));
     // Execute of a statement never prepared, and a truncated execute.
     assert_eq!(err_code(&c.command(&[0x17, 9, 9, 0, 0, 0, 1, 0, 0, 0]).await.unwrap()), Some(1243));
     assert_eq!(err_code(&c.command(&[0x17, 1]).await.unwrap()), Some(1835));
@@ -100,6 +100,8 @@ async fn garbage_handshake_and_out_of_order_packets_close_only_that_connection()
     // A command with a wrong sequence id.
     let mut c = RawClient::login(p.mysql_port, USER, PASSWORD).await.unwrap();
     c.write_packet(5, b"\x03SELECT 1").await.unwrap();
+    let (_, answer) = c.read_packet().await.unwrap();
+    assert_eq!(err_code(&answer), Some(1156), "as MariaDB: packets out of order");
     assert!(c.is_closed().await, "out-of-order packet closes the connection");
     // A client that connects and says nothing does not block others.
     let _silent = RawClient::connect(p.mysql_port).await.unwrap();

@@ -210,11 +210,13 @@ impl PooledConn {
         self.conn.as_mut().expect("PooledConn used after discard")
     }
 
-    /// The backend holds an open transaction: as its last OK packet says, or, when the last
-    /// statement ended in an error (no status) and `ask` is set, as `@@in_transaction` says.
+    /// The backend holds an open transaction: as its last OK packet says, or, when that
+    /// says no (or there is none: the last statement failed, or was a prepare) and `ask` is
+    /// set, as `@@in_transaction` says.
     pub async fn in_transaction(&mut self, ask: bool) -> bool {
-        if let Some(ok) = self.conn().last_ok_packet() {
-            return ok.status_flags().contains(mysql_async::consts::StatusFlags::SERVER_STATUS_IN_TRANS);
+        let flagged = self.conn().last_ok_packet().is_some_and(|ok| ok.status_flags().contains(mysql_async::consts::StatusFlags::SERVER_STATUS_IN_TRANS));
+        if flagged {
+            return true;
         }
         if !ask {
             return false;

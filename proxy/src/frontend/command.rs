@@ -61,7 +61,8 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 impl Command {
     pub fn parse(mut packet: BytesMut) -> Result<Command, ClientError> {
         if packet.is_empty() {
-            return Err(ClientError::malformed("empty command packet"));
+            // MariaDB reads an empty packet as command 0 (COM_SLEEP): unknown from a client.
+            return Ok(Command::Unknown(0));
         }
         let code = packet[0];
         let body = packet.split_off(1);
@@ -115,7 +116,7 @@ mod tests {
             let _ = Command::parse(BytesMut::from(&[code][..]));
             let _ = Command::parse(BytesMut::from(&[code, 1][..]));
         }
-        assert!(Command::parse(BytesMut::new()).is_err());
+        assert!(matches!(Command::parse(BytesMut::new()), Ok(Command::Unknown(0))));
         assert!(Command::parse(BytesMut::from(&[COM_STMT_CLOSE, 1, 2][..])).is_err());
     }
 

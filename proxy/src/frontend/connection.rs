@@ -129,6 +129,13 @@ async fn command_loop<H: Handler>(
                 let _ = stream.send(super::packets::err(&e)).await;
                 return Ok(());
             }
+            Err(StreamError::OutOfSync) => {
+                // As MariaDB: 1156, then the connection closes.
+                let e = ClientError::packets_out_of_order();
+                metrics.error(e.kind);
+                let _ = stream.send(super::packets::err(&e)).await;
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
         let started = Instant::now();

@@ -56,8 +56,9 @@ impl Conns {
     }
 
     /// A shard whose pinned connection holds an open transaction: by its last status, or,
-    /// while the session is in a transaction and the last statement there failed (an error
-    /// carries no status, yet with autocommit off a failed INSERT has opened one), by asking.
+    /// while the session is in a transaction, by asking (the last status can be missing or
+    /// stale: an error carries none, yet with autocommit off a failed INSERT has opened one;
+    /// a prepare's answer is no OK packet).
     pub async fn in_transaction_shard(&mut self, session_in_tx: bool) -> Option<String> {
         let mut shards: Vec<(&String, &mut PooledConn)> = self.pinned.iter_mut().collect();
         shards.sort_by(|a, b| a.0.cmp(b.0));
