@@ -21,9 +21,9 @@ pub use pool::{quote_ident, NodePool, PooledConn};
 pub use sync::SessionSync;
 
 use crate::config::BackendConfig;
-use mysql_async::prelude::Queryable;
 use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
+use mysql_async::prelude::Queryable;
 use slotgate_shared::Topology;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

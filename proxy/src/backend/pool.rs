@@ -164,6 +164,11 @@ impl NodePool {
         for id in ids {
             self.inner.aborted.insert(*id, ());
         }
+        self.kill_queries(ids).await;
+    }
+
+    /// `KILL QUERY` of each backend thread in `ids`, through one connection of this node.
+    async fn kill_queries(&self, ids: &[u32]) {
         let Ok(mut c) = self.acquire(false).await else { return };
         for id in ids {
             let _ = tokio::time::timeout(Duration::from_secs(2), c.conn().query_drop(format!("KILL QUERY {id}"))).await;
@@ -174,12 +179,8 @@ impl NodePool {
     /// of each backend thread carrying its work); how many were asked.
     pub async fn kill_queries_of(&self, owner: u32) -> usize {
         let ids: Vec<u32> = self.inner.lent.iter().filter(|e| e.value().1 == owner).map(|e| *e.key()).collect();
-        if ids.is_empty() {
-            return 0;
-        }
-        let Ok(mut c) = self.acquire(false).await else { return 0 };
-        for id in &ids {
-            let _ = tokio::time::timeout(Duration::from_secs(2), c.conn().query_drop(format!("KILL QUERY {id}"))).await;
+        if !ids.is_empty() {
+            self.kill_queries(&ids).await;
         }
         ids.len()
     }
@@ -238,10 +239,9 @@ impl PooledConn {
         self.node.query_timeout
     }
 
-    /// Marks the connection as carrying work routed with topology `version`; a connection
-    /// already tagged keeps its older tag unless `renew` (its earlier work is over).
     /// Marks the connection as carrying work of client connection `owner` routed with
-    /// `version` (kept, unless `renew`, when already marked).
+    /// topology `version`; a connection already tagged keeps its older tag unless `renew`
+    /// (its earlier work is over).
     pub fn tag(&mut self, version: u64, owner: u32, renew: bool) {
         if self.tag.is_some() && !renew {
             return;
