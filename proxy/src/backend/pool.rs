@@ -211,13 +211,15 @@ impl PooledConn {
         self.conn.as_mut().expect("PooledConn used after discard")
     }
 
-    /// The backend holds an open transaction: as its last OK packet says, or, when that
-    /// says no (or there is none: the last statement failed, or was a prepare) and `ask` is
-    /// set, as `@@in_transaction` says.
-    pub async fn in_transaction(&mut self, ask: bool) -> bool {
-        let flagged = self.conn().last_ok_packet().is_some_and(|ok| ok.status_flags().contains(mysql_async::consts::StatusFlags::SERVER_STATUS_IN_TRANS));
-        if flagged {
-            return true;
+    /// The backend holds an open transaction: as its last OK packet says (when
+    /// `trust_flag`), or, when that says no (or there is none: the last statement failed,
+    /// or was a prepare) or is not trusted, and `ask` is set, as `@@in_transaction` says.
+    pub async fn in_transaction(&mut self, trust_flag: bool, ask: bool) -> bool {
+        if trust_flag {
+            let flagged = self.conn().last_ok_packet().is_some_and(|ok| ok.status_flags().contains(mysql_async::consts::StatusFlags::SERVER_STATUS_IN_TRANS));
+            if flagged {
+                return true;
+            }
         }
         if !ask {
             return false;

@@ -55,15 +55,18 @@ impl Conns {
         v
     }
 
-    /// A shard whose pinned connection holds an open transaction: by its last status, or,
-    /// while the session is in a transaction, by asking (the last status can be missing or
-    /// stale: an error carries none, yet with autocommit off a failed INSERT has opened one;
-    /// a prepare's answer is no OK packet).
+    /// A shard whose pinned connection holds an open transaction. Outside a transaction,
+    /// by its last status. Inside one, with one pinned connection, by its last status or
+    /// else by asking it; with several, by asking each: a last status can be missing (an
+    /// error carries none, yet with autocommit off a failed INSERT has opened one; a
+    /// prepare's answer is no OK packet) or stale (set by work before this transaction),
+    /// and a stale flag would let a shard outside the transaction answer for the session.
     pub async fn in_transaction_shard(&mut self, session_in_tx: bool) -> Option<String> {
+        let trust_flag = !session_in_tx || self.pinned.len() <= 1;
         let mut shards: Vec<(&String, &mut PooledConn)> = self.pinned.iter_mut().collect();
         shards.sort_by(|a, b| a.0.cmp(b.0));
         for (s, c) in shards {
-            if c.in_transaction(session_in_tx).await {
+            if c.in_transaction(trust_flag, session_in_tx).await {
                 return Some(s.clone());
             }
         }

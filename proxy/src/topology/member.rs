@@ -68,14 +68,17 @@ pub async fn start_member(config: &Config, parts: MemberParts) -> Result<Option<
     Ok(Some(node))
 }
 
-/// Keeps the Raft gauges current: on every Raft metrics change, and every second for the
-/// time since the last contact.
+/// Keeps the Raft gauges current by sampling them every 250 ms (and notices a lapsed
+/// lease). Never on every Raft metrics change: openraft republishes its metrics on every
+/// event it handles, and asking it for its state (below) is such an event, so following
+/// the changes kept an idle node busy answering itself.
 async fn raft_gauges(node: MetaNode, metrics: Metrics, cancel: CancellationToken) {
-    let mut rx = node.raft().metrics();
+    let rx = node.raft().metrics();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut was_serving = false;
     loop {
-        let m = rx.borrow_and_update().clone();
+        let m = rx.borrow().clone();
         let g = metrics.meta();
         g.is_leader.set(if m.current_leader == Some(node.id()) { 1.0 } else { 0.0 });
         g.term.set(m.current_term as f64);
@@ -93,7 +96,6 @@ async fn raft_gauges(node: MetaNode, metrics: Metrics, cancel: CancellationToken
         }
         was_serving = serving;
         tokio::select! {
-            r = rx.changed() => if r.is_err() { return },
             _ = tick.tick() => {}
             _ = cancel.cancelled() => return,
         }
