@@ -53,11 +53,33 @@ async fn pymysql_works_through_the_proxy() {
     run_python("pymysql_check.py", p.mysql_port, "py", "pymysql checks passed").await;
 }
 
+/// PyMySQL's default is autocommit=0: idle such clients hold no backend connection, so
+/// 2000 of them and then 50 transacting at once fit through a pool of 16 (issue #12 item 3).
+#[tokio::test]
+async fn idle_autocommit_off_clients_hold_no_backend_connection() {
+    let (s0, s1) = tokio::try_join!(MariaDb::start(), MariaDb::start()).unwrap();
+    let opts = slotgate_tests::proxy::ProxyOptions {
+        routing_extra: ["acc", "log_c", "log_r"].iter().map(|t| format!("[[routing.rules]]\ndatabase = \"idle\"\ntable = \"{t}\"\ncolumn = \"id\"\n")).collect(),
+        ..Default::default()
+    };
+    let p = TestProxy::start_with(&[&s0, &s1], opts).await.unwrap();
+    p.conn(None).await.unwrap().query_drop("CREATE DATABASE idle").await.unwrap();
+    let metrics = p.admin_url("/metrics");
+    run_python_args("idle_autocommit_check.py", p.mysql_port, "idle", &[&metrics, "2000", "50"], "idle autocommit checks passed").await;
+}
+
 /// Runs one of tests/python/*.py against the proxy and checks it reported success.
 async fn run_python(script: &str, port: u16, db: &str, success: &str) {
+    run_python_args(script, port, db, &[], success).await
+}
+
+async fn run_python_args(script: &str, port: u16, db: &str, extra: &[&str], success: &str) {
     let script = format!("{}/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let port = port.to_string();
+    let mut args = vec![script.as_str(), "127.0.0.1", &port, USER, PASSWORD, db];
+    args.extend_from_slice(extra);
     let out = Command::new("python3")
-        .args([script.as_str(), "127.0.0.1", &port.to_string(), USER, PASSWORD, db])
+        .args(&args)
         .output()
         .await
         .expect("python3 is missing");

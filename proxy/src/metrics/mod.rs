@@ -29,6 +29,7 @@ pub const BACKEND_POOL_SIZE: &str = "slotgate_backend_pool_size";
 pub const BACKEND_POOL_IN_USE: &str = "slotgate_backend_pool_in_use";
 pub const BACKEND_POOL_WAITS_TOTAL: &str = "slotgate_backend_pool_waits_total";
 pub const BACKEND_RETRIES_TOTAL: &str = "slotgate_backend_retries_total";
+pub const SESSIONS_PINNED: &str = "slotgate_sessions_pinned";
 
 /// Latency buckets in seconds: 50 µs to 30 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -90,6 +91,8 @@ pub struct PoolMetrics {
 pub const ROUTES: [&str; 5] = ["single", "multi", "scatter", "broadcast", "home"];
 /// Kind labels of `slotgate_queries_total`.
 pub const KINDS: [&str; 4] = ["read", "write", "ddl", "session"];
+/// Reasons of `slotgate_sessions_pinned` (see `SessionState::pin_reason`).
+pub const PIN_REASONS: [&str; 5] = ["transaction", "autocommit_off_transaction", "temporary_table", "lock", "session_state"];
 /// Reasons of `slotgate_statements_refused_total`.
 pub const REFUSALS: [&str; 4] = ["not_supported", "missing_shard_key", "parse", "single_shard_transaction"];
 
@@ -100,9 +103,17 @@ pub struct RoutingMetrics {
     pub multi_shard_transactions: Counter,
     pub partial_commits: Counter,
     pub parse_cache_entries: Gauge,
+    /// By reason (PIN_REASONS order).
+    sessions_pinned: Vec<Gauge>,
 }
 
 impl RoutingMetrics {
+    /// The gauge of sessions holding a backend connection for `reason` (from PIN_REASONS).
+    pub fn pinned(&self, reason: &str) -> &Gauge {
+        let i = PIN_REASONS.iter().position(|x| *x == reason).unwrap_or(PIN_REASONS.len() - 1);
+        &self.sessions_pinned[i]
+    }
+
     /// Counts one routed statement (`route` from ROUTES, `kind` from KINDS).
     pub fn routed(&self, route: &str, kind: &str) {
         let r = ROUTES.iter().position(|x| *x == route).unwrap_or(4);
@@ -159,6 +170,7 @@ impl Metrics {
                 metrics::describe_gauge!(BACKEND_POOL_IN_USE, "Backend connections lent out, per node.");
                 metrics::describe_counter!(BACKEND_POOL_WAITS_TOTAL, "Waits for a free backend connection, per node.");
                 metrics::describe_counter!(BACKEND_RETRIES_TOTAL, "Statements retried on a fresh connection after a dead pooled one.");
+                metrics::describe_gauge!(SESSIONS_PINNED, "Client sessions holding backend connections between statements, by reason (the others hold none).");
                 let commands = CommandLabel::ALL
                     .iter()
                     .map(|c| CommandHandles {
@@ -187,6 +199,7 @@ impl Metrics {
             multi_shard_transactions: metrics::counter!(MULTI_SHARD_TRANSACTIONS_TOTAL),
             partial_commits: metrics::counter!(PARTIAL_COMMITS_TOTAL),
             parse_cache_entries: metrics::gauge!(PARSE_CACHE_ENTRIES),
+            sessions_pinned: PIN_REASONS.iter().map(|r| metrics::gauge!(SESSIONS_PINNED, "reason" => *r)).collect(),
         });
         let meta = MetaMetrics::register(&recorder);
         let cutover = CutoverMetrics::register(&recorder);

@@ -103,7 +103,7 @@ impl Session {
         let topo = self.topology();
         let home = topo.shards[topo.home_index()].id.clone();
         self.conns.version = self.shared.topology.version();
-        let mut conn: PooledConn = self.conns.take(&home, &self.state, false).await?.conn;
+        let mut conn: PooledConn = self.conns.take(&home, &mut self.state, false).await?.conn;
         let (s, a) = (conn.shard().to_string(), conn.addr().to_string());
         let limit = conn.query_timeout();
         let r = bounded(limit, (&s, &a), work(conn.conn())).await;

@@ -106,7 +106,11 @@ impl Conns {
     /// one or a pooled one, brought to the session's state (database, SETs, user variables)
     /// and, when a transaction is open, joined to it (its BEGIN and SAVEPOINTs sent once),
     /// whatever pinned the connection before.
-    pub async fn take(&mut self, shard: &str, state: &SessionState, needs_last_insert_id: bool) -> Result<Taken, ClientError> {
+    pub async fn take(&mut self, shard: &str, state: &mut SessionState, needs_last_insert_id: bool) -> Result<Taken, ClientError> {
+        if state.autocommit_off() && !state.in_tx {
+            // The statement about to run here opens a transaction (see `SessionState::implicit_tx`).
+            state.implicit_tx = true;
+        }
         let (mut c, pinned) = match self.pinned.remove(shard) {
             Some(mut conn) => {
                 if conn.aborted() {

@@ -134,7 +134,7 @@ impl Session {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let taken = match self.conns.take(shard, &self.state, classified.reads_last_insert_id).await {
+            let taken = match self.conns.take(shard, &mut self.state, classified.reads_last_insert_id).await {
                 Ok(t) => t,
                 Err(e) => return reply.error(&e).await.map(|_| Step::Done),
             };
@@ -167,7 +167,8 @@ impl Session {
                 if self.state.needs_pin() {
                     reply.close_after();
                 }
-                self.state.status = mysql_common::constants::StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+                // Whatever the lost connection's transaction held is gone; autocommit stays as set.
+                self.state.status &= mysql_common::constants::StatusFlags::SERVER_STATUS_AUTOCOMMIT;
                 return reply.error(&e).await.map(|_| Step::Done);
             }
             return self.finish(shard, conn, outcome, classified, reply).await.map(|_| Step::Done);
@@ -199,7 +200,8 @@ impl Session {
                 // like a lost server connection, the client must reconnect.
                 reply.close_after();
             }
-            self.state.status = mysql_common::constants::StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+            // Whatever the lost connection's transaction held is gone; autocommit stays as set.
+            self.state.status &= mysql_common::constants::StatusFlags::SERVER_STATUS_AUTOCOMMIT;
             return Ok(());
         }
         if outcome.errored {
@@ -213,6 +215,12 @@ impl Session {
             conn.note_state(self.state.sync());
             if let Some(status) = outcome.status {
                 self.state.status = status;
+                let open = status.contains(mysql_common::constants::StatusFlags::SERVER_STATUS_IN_TRANS);
+                if !open && !self.state.in_tx && self.conns.any_pinned().is_none() {
+                    // Autocommit off, yet the statement opened no transaction (no table, DDL,
+                    // SET): the only connection the session used says so; nothing to keep.
+                    self.state.implicit_tx = false;
+                }
             }
             if let Some(id) = outcome.last_insert_id.filter(|id| *id != 0) {
                 self.state.last_insert_id = id;
@@ -247,7 +255,7 @@ impl Session {
         self.admit(shards)?;
         let mut conns = Vec::with_capacity(shards.len());
         for s in shards {
-            match self.conns.take(s, &self.state, false).await {
+            match self.conns.take(s, &mut self.state, false).await {
                 Ok(t) => conns.push((s.clone(), t.conn)),
                 Err(e) => {
                     self.give_back(conns.into_iter().map(|(s, c)| (s, Some(c))).collect());

@@ -13,6 +13,7 @@ mod exec;
 pub mod forward;
 mod hold;
 mod kill;
+mod pin;
 pub mod registry;
 mod scatter;
 mod split;
@@ -86,11 +87,13 @@ pub struct Session {
     tx_topology: Option<Arc<Topology>>,
     /// The client connection's id (from the handshake).
     connection_id: u32,
+    pins: pin::PinGauge,
 }
 
 impl Session {
     pub fn new(shared: Arc<Shared>) -> Session {
         Session {
+            pins: pin::PinGauge::new(shared.metrics.clone()),
             conns: Conns::new(shared.backends.clone()),
             state: SessionState::new("", 45, shared.next_session_id()),
             shared,
@@ -216,7 +219,7 @@ impl Handler for Session {
         // temporary tables): it describes the statement.
         let shard = topo.shards[topo.home_index()].id.clone();
         self.conns.version = self.shared.topology.version();
-        let mut taken = match self.conns.take(&shard, &self.state, false).await {
+        let mut taken = match self.conns.take(&shard, &mut self.state, false).await {
             Ok(t) => t.conn,
             Err(e) => return reply.error(&e).await,
         };
@@ -324,6 +327,8 @@ impl Handler for Session {
     }
 
     fn idle_release_after(&self) -> Option<std::time::Duration> {
+        // Called between commands: the pin gauge follows what the session keeps now.
+        self.pins.set(self.conns.any_pinned().and(self.state.pin_reason()));
         self.conns.holds().then_some(HOLD_WHILE_BUSY)
     }
 

@@ -51,6 +51,9 @@ pub struct SessionState {
     pub last_insert_id: u64,
     /// An explicit transaction (BEGIN / START TRANSACTION) is open.
     pub in_tx: bool,
+    /// With autocommit off: a statement reached a backend since the last COMMIT/ROLLBACK, so
+    /// a transaction may be open there (its connections stay with the session until it ends).
+    pub implicit_tx: bool,
     /// The statement that opened it, replayed on each shard the transaction reaches.
     pub tx_begin: Option<String>,
     /// SAVEPOINTs of the open transaction, replayed on shards that join after them.
@@ -78,6 +81,7 @@ impl SessionState {
             sticky: None,
             last_insert_id: 0,
             in_tx: false,
+            implicit_tx: false,
             tx_begin: None,
             savepoints: Vec::new(),
             tx_multi_shard: false,
@@ -152,6 +156,7 @@ impl SessionState {
     /// Ends the explicit transaction's bookkeeping (after COMMIT or ROLLBACK).
     pub fn end_transaction(&mut self) {
         self.in_tx = false;
+        self.implicit_tx = false;
         self.tx_seq += 1;
         self.tx_begin = None;
         self.savepoints.clear();
@@ -187,12 +192,36 @@ impl SessionState {
         }
     }
 
-    /// True while the backend connection must stay with this session.
+    /// True while the backend connection must stay with this session: a transaction is (or
+    /// may be) open on it, or it carries state that cannot be replayed. Autocommit off alone
+    /// pins nothing: the session takes a connection at its first statement and gives it back
+    /// when the transaction that statement opened ends.
     pub fn needs_pin(&self) -> bool {
-        self.in_tx
-            || self.sticky.is_some()
-            || self.status.contains(StatusFlags::SERVER_STATUS_IN_TRANS)
-            || !self.status.contains(StatusFlags::SERVER_STATUS_AUTOCOMMIT)
+        self.pin_reason().is_some()
+    }
+
+    /// Autocommit is off.
+    pub fn autocommit_off(&self) -> bool {
+        !self.status.contains(StatusFlags::SERVER_STATUS_AUTOCOMMIT)
+    }
+
+    /// Why the session keeps its backend connections (a label of
+    /// `metrics::PIN_REASONS`), or `None` when it holds none between statements.
+    pub fn pin_reason(&self) -> Option<&'static str> {
+        if self.in_tx {
+            return Some("transaction");
+        }
+        if self.implicit_tx && self.autocommit_off() {
+            return Some("autocommit_off_transaction");
+        }
+        if self.status.contains(StatusFlags::SERVER_STATUS_IN_TRANS) {
+            return Some("transaction");
+        }
+        self.sticky.map(|why| match why {
+            "temporary table" => "temporary_table",
+            "named lock" | "LOCK TABLES" | "HANDLER" => "lock",
+            _ => "session_state",
+        })
     }
 
     /// Status flags for answers: transaction and autocommit state as the backend reported.

@@ -110,7 +110,7 @@ impl Session {
     async fn on_all_pinned(&mut self, sql: &str) -> Result<u16, crate::error::ClientError> {
         let mut result = Ok(0u16);
         for shard in self.conns.pinned_shards() {
-            let r = match self.conns.take(&shard, &self.state, false).await {
+            let r = match self.conns.take(&shard, &mut self.state, false).await {
                 Ok(t) => self.run_kept(&shard, t.conn, sql).await.map_err(Into::into),
                 Err(e) => Err(e),
             };
