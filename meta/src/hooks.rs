@@ -21,6 +21,12 @@ pub trait MetaHooks: Send + Sync + 'static {
     /// Counts a command submitted through this node: `result` is `applied`, `retried`,
     /// `refused` or `error`.
     fn command_done(&self, _kind: &str, _result: &str) {}
+
+    /// This node's open backend work for the other members' deadlock detectors: (shard,
+    /// backend thread id, client connection id) of every backend connection lent out now.
+    fn transactions(&self) -> Vec<(String, u32, u32)> {
+        Vec::new()
+    }
 }
 
 /// Hooks that check nothing and count nothing.

@@ -146,6 +146,35 @@ impl MetaNode {
         Ok(node)
     }
 
+    pub(crate) fn hooks(&self) -> &dyn MetaHooks {
+        self.inner.hooks.as_ref()
+    }
+
+    /// Every other member's transactions' backend threads (see
+    /// [`MetaHooks::transactions`]), asked concurrently; a member that does not answer
+    /// within `within` is left out.
+    pub async fn members_transactions(&self, within: std::time::Duration) -> Vec<(NodeId, Vec<(String, u32, u32)>)> {
+        let members: Vec<(NodeId, String)> = {
+            let m = self.inner.raft.metrics().borrow().clone();
+            m.membership_config.membership().nodes().filter(|(id, _)| **id != self.inner.id).map(|(id, n)| (*id, n.addr.clone())).collect()
+        };
+        let mut asks = tokio::task::JoinSet::new();
+        for (id, addr) in members {
+            let node = self.clone();
+            asks.spawn(async move {
+                let r: Result<Vec<(String, u32, u32)>, _> = node.inner.network.call(id, &addr, crate::network::paths::TRANSACTIONS, &(), within).await;
+                r.ok().map(|t| (id, t))
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = asks.join_next().await {
+            if let Ok(Some(t)) = r {
+                out.push(t);
+            }
+        }
+        out
+    }
+
     pub fn id(&self) -> NodeId {
         self.inner.id
     }

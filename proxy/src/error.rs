@@ -260,6 +260,16 @@ impl ClientError {
     }
 
     /// A pooled connection turned out dead before the statement reached it.
+    /// The victim of a deadlock across shards (each shard saw only a lock wait).
+    pub fn distributed_deadlock() -> Self {
+        Self::new(
+            ErrorKind::Backend,
+            codes::ER_LOCK_DEADLOCK,
+            b"40001",
+            "Deadlock found when trying to get lock; try restarting transaction (a deadlock across shards: slotgate rolled this transaction back on every shard)",
+        )
+    }
+
     pub fn lost_before_sending(shard: &str) -> Self {
         Self::new(ErrorKind::BackendLost, codes::CR_SERVER_LOST, b"HY000", format!("Lost connection to shard {shard} before the statement was sent; retry it"))
     }

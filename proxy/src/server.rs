@@ -155,6 +155,16 @@ impl Node {
                 .with_graceful_shutdown(async move { admin_cancel.cancelled().await })
                 .await;
         });
+        if config.node.deadlock_check_ms > 0 {
+            let detector = crate::backend::deadlock::Detector {
+                backends: backends.clone(),
+                node_id: config.node.id,
+                every: Duration::from_millis(config.node.deadlock_check_ms),
+                metrics: metrics.clone(),
+                peers: meta.clone().map(|m| Arc::new(m) as Arc<dyn crate::backend::deadlock::PeerThreads>),
+            };
+            tracker.spawn(detector.run(cancel.clone()));
+        }
         let upkeep_metrics = metrics.clone();
         let upkeep_cancel = cancel.clone();
         let upkeep_backends = backends.clone();

@@ -34,6 +34,8 @@ pub mod paths {
     pub const LEASE: &str = "/raft/lease";
     /// A member acknowledges a cutover prepare (it drained the frozen shards).
     pub const ACK: &str = "/raft/ack";
+    /// A member asks another for its transactions' backend threads (deadlock detection).
+    pub const TRANSACTIONS: &str = "/raft/transactions";
 }
 
 /// Compares two secrets in time independent of where they differ.

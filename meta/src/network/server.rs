@@ -30,6 +30,7 @@ pub fn raft_routes(node: MetaNode) -> Router {
         .route(paths::MEMBERSHIP, post(membership))
         .route(paths::LEASE, post(lease))
         .route(paths::ACK, post(ack))
+        .route(paths::TRANSACTIONS, post(transactions))
         .layer(middleware::from_fn_with_state(node.clone(), guard))
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(node)
@@ -83,4 +84,8 @@ async fn ack(State(node): State<MetaNode>, Json((from, version)): Json<(NodeId, 
 
 async fn membership(State(node): State<MetaNode>, Json(change): Json<MembershipChange>) -> Response {
     Json(node.change_local(change).await).into_response()
+}
+
+async fn transactions(State(node): State<MetaNode>) -> Response {
+    Json(node.hooks().transactions()).into_response()
 }

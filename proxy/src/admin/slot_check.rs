@@ -1,6 +1,7 @@
 //! The meta hooks of a slotgate node: before slots move, check on their current owners that
 //! they hold no rows (no online migration yet); before a rule is added, check the table's keys
-//! (`rule_check`); count topology commands.
+//! (`rule_check`); count topology commands; tell the other members' deadlock detectors which
+//! backend threads this node's sessions use.
 //!
 //! Contract: for `freeze_slots` (the prepare of a slot move) without `--force`, every sharded table is counted on each
 //! source shard's primary with `CRC32(column) % slot_count IN (moving slots)` — the slot
@@ -33,6 +34,10 @@ impl MetaHooks for NodeHooks {
 
     fn command_done(&self, kind: &str, result: &str) {
         self.metrics.meta().command(kind, result);
+    }
+
+    fn transactions(&self) -> Vec<(String, u32, u32)> {
+        self.backends.lent_threads()
     }
 }
 

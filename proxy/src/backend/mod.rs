@@ -12,9 +12,11 @@
 //! `frontend` or `session`.
 
 pub mod buffer;
+pub mod deadlock;
 pub mod error;
 pub mod pool;
 pub mod sync;
+pub mod waits_for;
 
 pub use error::BackendError;
 pub use pool::{quote_ident, NodePool, PooledConn};
@@ -55,6 +57,8 @@ struct Inner {
     packet_limits: Mutex<HashMap<String, usize>>,
     /// The smallest of them over the nodes of the latest topology (0 while none answered).
     packet_limit: Arc<AtomicUsize>,
+    /// Statements running now, for the deadlock detector.
+    waiting: Arc<deadlock::Waiting>,
 }
 
 impl Backends {
@@ -73,6 +77,7 @@ impl Backends {
                 metrics: metrics.clone(),
                 packet_limits: Mutex::new(HashMap::new()),
                 packet_limit: Arc::new(AtomicUsize::new(0)),
+                waiting: Arc::new(deadlock::Waiting::default()),
             }),
         }
     }
@@ -141,6 +146,24 @@ impl Backends {
         let limits = self.inner.packet_limits.lock().unwrap_or_else(|p| p.into_inner());
         let smallest = nodes.keys().filter_map(|a| limits.get(a).copied()).min().unwrap_or(0);
         self.inner.packet_limit.store(smallest, Ordering::Relaxed);
+    }
+
+    /// Statements running now (sessions announce theirs; the deadlock detector looks).
+    pub fn waiting(&self) -> Arc<deadlock::Waiting> {
+        self.inner.waiting.clone()
+    }
+
+    /// (shard, backend thread id, client connection id) of every primary connection lent
+    /// out now.
+    pub fn lent_threads(&self) -> Vec<(String, u32, u32)> {
+        self.primaries().iter().flat_map(|p| p.lent_owners().into_iter().map(move |(t, o)| (p.shard().to_string(), t, o))).collect()
+    }
+
+    /// Every shard's primary pool.
+    pub fn primaries(&self) -> Vec<NodePool> {
+        let mut v: Vec<NodePool> = self.inner.primaries.load().values().cloned().collect();
+        v.sort_by(|a, b| a.shard().cmp(b.shard()));
+        v
     }
 
     pub fn primary(&self, shard: &str) -> Option<NodePool> {

@@ -13,7 +13,7 @@
 //! ([`NodePool::abort`]): its running statement is killed and the session's next use of the
 //! connection answers a retryable error.
 
-use super::error::BackendError;
+use super::error::{bounded, BackendError};
 use super::sync::{plan, Applied, SessionSync};
 use crate::config::BackendConfig;
 use crate::metrics::PoolMetrics;
@@ -33,6 +33,11 @@ pub(super) struct NodeInner {
     lent: DashMap<u32, (u64, u32)>,
     /// Connections whose work a cutover aborted (until they are dropped).
     aborted: DashMap<u32, ()>,
+    /// Connections whose statement was killed to break a cross-shard deadlock (until the
+    /// session reads the mark, see [`PooledConn::victim_probe`]).
+    victims: Arc<DashMap<u32, ()>>,
+    /// How to open a connection outside the pools (the deadlock detector's own).
+    opts: Opts,
     metrics: PoolMetrics,
     wait_timeout: Duration,
     pub query_timeout: Option<Duration>,
@@ -66,17 +71,20 @@ impl NodePool {
                 .stmt_cache_size(256)
                 .pool_opts(pool_opts.clone())
                 .into();
-            Pool::new(opts)
+            opts
         };
+        let opts = make(false);
         let wait_ms = cfg.pool_wait_timeout_ms.max(cfg.connect_timeout_ms);
         Ok(NodePool {
             inner: Arc::new(NodeInner {
                 shard: shard.to_string(),
                 addr: addr.to_string(),
-                pools: [make(false), make(true)],
+                pools: [Pool::new(opts.clone()), Pool::new(make(true))],
                 applied: DashMap::new(),
                 lent: DashMap::new(),
                 aborted: DashMap::new(),
+                victims: Arc::new(DashMap::new()),
+                opts,
                 metrics,
                 wait_timeout: Duration::from_millis(wait_ms),
                 query_timeout: (cfg.query_timeout_ms > 0).then(|| Duration::from_millis(cfg.query_timeout_ms)),
@@ -165,6 +173,30 @@ impl NodePool {
             self.inner.aborted.insert(*id, ());
         }
         self.kill_queries(ids).await;
+    }
+
+    /// Backend thread id → client connection id, for every connection lent out now.
+    pub fn lent_owners(&self) -> Vec<(u32, u32)> {
+        self.inner.lent.iter().map(|e| (*e.key(), e.value().1)).collect()
+    }
+
+    /// A connection of its own to this node, outside the pools (which may all be busy in
+    /// the very lock waits the caller wants to look at).
+    pub async fn dedicated(&self) -> Result<Conn, BackendError> {
+        let who = (self.inner.shard.as_str(), self.inner.addr.as_str());
+        bounded(Some(self.inner.wait_timeout), who, Conn::new(self.inner.opts.clone())).await.map_err(|(e, _)| e)
+    }
+
+    /// Breaks a deadlock: marks backend thread `id` as its victim, so that its session
+    /// answers ER_LOCK_DEADLOCK, then kills its running statement through `via`.
+    pub async fn kill_as_victim(&self, id: u32, via: &mut Conn) -> Result<(), BackendError> {
+        self.inner.victims.insert(id, ());
+        let who = (self.inner.shard.as_str(), self.inner.addr.as_str());
+        let r = bounded(Some(Duration::from_secs(2)), who, via.query_drop(format!("KILL QUERY {id}"))).await.map_err(|(e, _)| e);
+        if r.is_err() {
+            self.inner.victims.remove(&id);
+        }
+        r
     }
 
     /// `KILL QUERY` of each backend thread in `ids`, through one connection of this node.
@@ -260,6 +292,13 @@ impl PooledConn {
     }
 
     /// Whether a cutover aborted this connection's work (see [`NodePool::abort`]).
+    /// Whether a deadlock detector picked this connection's statement as its victim:
+    /// asked once, after the statement failed.
+    pub fn victim_probe(&self) -> VictimProbe {
+        let id = self.conn.as_ref().map_or(0, |c| c.id());
+        VictimProbe { victims: self.node.victims.clone(), id }
+    }
+
     pub fn aborted(&self) -> bool {
         self.tag.is_some_and(|(id, _)| self.node.aborted.contains_key(&id))
     }
@@ -337,7 +376,21 @@ impl PooledConn {
         if let Some((id, _)) = self.tag.take() {
             self.node.lent.remove(&id);
             self.node.aborted.remove(&id);
+            self.node.victims.remove(&id);
         }
+    }
+}
+
+/// Reads (and clears) the deadlock-victim mark of one backend connection.
+pub struct VictimProbe {
+    victims: Arc<DashMap<u32, ()>>,
+    id: u32,
+}
+
+impl VictimProbe {
+    /// True once if the connection's statement was killed to break a deadlock.
+    pub fn fired(&self) -> bool {
+        self.victims.remove(&self.id).is_some()
     }
 }
 

@@ -90,6 +90,14 @@ pub struct NodeConfig {
     /// cutover anyway (later writes on the demoted primary fail, read-only).
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
+    /// How long a statement may run before this node looks for a deadlock across shards
+    /// (and how often it looks again while statements keep running); 0 turns it off.
+    #[serde(default = "default_deadlock_check_ms")]
+    pub deadlock_check_ms: u64,
+}
+
+fn default_deadlock_check_ms() -> u64 {
+    200
 }
 
 fn default_buffer_window_ms() -> u64 {

@@ -30,6 +30,8 @@ pub const BACKEND_POOL_IN_USE: &str = "slotgate_backend_pool_in_use";
 pub const BACKEND_POOL_WAITS_TOTAL: &str = "slotgate_backend_pool_waits_total";
 pub const BACKEND_RETRIES_TOTAL: &str = "slotgate_backend_retries_total";
 pub const SESSIONS_PINNED: &str = "slotgate_sessions_pinned";
+pub const DISTRIBUTED_DEADLOCKS_TOTAL: &str = "slotgate_distributed_deadlocks_total";
+pub const DEADLOCK_RESOLUTION_SECONDS: &str = "slotgate_deadlock_resolution_seconds";
 
 /// Latency buckets in seconds: 50 µs to 30 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -105,6 +107,10 @@ pub struct RoutingMetrics {
     pub parse_cache_entries: Gauge,
     /// By reason (PIN_REASONS order).
     sessions_pinned: Vec<Gauge>,
+    /// Cross-shard deadlocks broken by this node (one per victim).
+    pub distributed_deadlocks: Counter,
+    /// From the victim's statement start to its kill.
+    pub deadlock_resolution: Histogram,
 }
 
 impl RoutingMetrics {
@@ -170,6 +176,8 @@ impl Metrics {
                 metrics::describe_gauge!(BACKEND_POOL_IN_USE, "Backend connections lent out, per node.");
                 metrics::describe_counter!(BACKEND_POOL_WAITS_TOTAL, "Waits for a free backend connection, per node.");
                 metrics::describe_counter!(BACKEND_RETRIES_TOTAL, "Statements retried on a fresh connection after a dead pooled one.");
+                metrics::describe_counter!(DISTRIBUTED_DEADLOCKS_TOTAL, "Cross-shard deadlocks this node broke by rolling back a victim transaction.");
+                metrics::describe_histogram!(DEADLOCK_RESOLUTION_SECONDS, "Time from a cross-shard deadlock victim's statement start to its rollback, seconds.");
                 metrics::describe_gauge!(SESSIONS_PINNED, "Client sessions holding backend connections between statements, by reason (the others hold none).");
                 let commands = CommandLabel::ALL
                     .iter()
@@ -200,6 +208,8 @@ impl Metrics {
             partial_commits: metrics::counter!(PARTIAL_COMMITS_TOTAL),
             parse_cache_entries: metrics::gauge!(PARSE_CACHE_ENTRIES),
             sessions_pinned: PIN_REASONS.iter().map(|r| metrics::gauge!(SESSIONS_PINNED, "reason" => *r)).collect(),
+            distributed_deadlocks: metrics::counter!(DISTRIBUTED_DEADLOCKS_TOTAL),
+            deadlock_resolution: metrics::histogram!(DEADLOCK_RESOLUTION_SECONDS),
         });
         let meta = MetaMetrics::register(&recorder);
         let cutover = CutoverMetrics::register(&recorder);

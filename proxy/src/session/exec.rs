@@ -216,9 +216,11 @@ impl Session {
             if let Some(status) = outcome.status {
                 self.state.status = status;
                 let open = status.contains(mysql_common::constants::StatusFlags::SERVER_STATUS_IN_TRANS);
-                if !open && !self.state.in_tx && self.conns.any_pinned().is_none() {
+                if !open && !self.state.in_tx && self.state.savepoints.is_empty() && self.conns.any_pinned().is_none() {
                     // Autocommit off, yet the statement opened no transaction (no table, DDL,
                     // SET): the only connection the session used says so; nothing to keep.
+                    // Not with savepoints: they live on the connection without IN_TRANS
+                    // (found by the differential tester: a savepoint outlived COMMIT).
                     self.state.implicit_tx = false;
                 }
             }

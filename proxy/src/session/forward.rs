@@ -5,6 +5,7 @@
 //! the backend connection is still usable, whether the statement can be retried (the pooled
 //! connection was dead before anything was sent) and the backend's final status flags.
 
+use crate::backend::pool::VictimProbe;
 use crate::backend::{BackendError, PooledConn};
 use crate::backend::error::{bounded, DeadConn};
 use crate::error::ClientError;
@@ -59,6 +60,7 @@ pub async fn forward(
     let limit = pc.query_timeout();
     let ids = (pc.shard().to_string(), pc.addr().to_string());
     let who = (ids.0.as_str(), ids.1.as_str());
+    let victim = pc.victim_probe();
     let conn = pc.conn();
     let outcome_or_err = match req {
         Request::Text(sql) => {
@@ -79,15 +81,15 @@ pub async fn forward(
                 _ => bounded(limit, who, conn.query_iter(&sql[..])).await,
             };
             match first {
-                Ok(result) => stream_sets(result, false, status, limit, who, reply).await,
-                Err((e, dead)) => first_error(e, dead, reply, idempotent).await,
+                Ok(result) => stream_sets(result, false, status, limit, who, &victim, reply).await,
+                Err((e, dead)) => first_error(e, dead, &victim, reply, idempotent).await,
             }
         }
         Request::Binary(sql, params) => {
             let first = bounded(limit, who, conn.exec_iter(Cow::Borrowed(&sql[..]), params.clone())).await;
             match first {
-                Ok(result) => stream_sets(result, true, status, limit, who, reply).await,
-                Err((e, dead)) => first_error(e, dead, reply, idempotent).await,
+                Ok(result) => stream_sets(result, true, status, limit, who, &victim, reply).await,
+                Err((e, dead)) => first_error(e, dead, &victim, reply, idempotent).await,
             }
         }
     }
@@ -130,7 +132,7 @@ async fn pump_file(
     Ok(())
 }
 
-async fn first_error(e: BackendError, dead: DeadConn, reply: &mut Reply<'_>, idempotent: bool) -> Result<Outcome, StreamError> {
+async fn first_error(e: BackendError, dead: DeadConn, victim: &VictimProbe, reply: &mut Reply<'_>, idempotent: bool) -> Result<Outcome, StreamError> {
     match dead {
         DeadConn::BeforeSend => return Ok(Outcome { broken: true, retryable: true, ..Outcome::default() }),
         DeadConn::BeforeAnswer if idempotent => {
@@ -139,7 +141,7 @@ async fn first_error(e: BackendError, dead: DeadConn, reply: &mut Reply<'_>, ide
         _ => {}
     }
     let broken = e.is_fatal();
-    reply.error(&ClientError::from(e)).await?;
+    reply.error(&client_error(e, victim)).await?;
     Ok(Outcome { errored: true, broken, ..Outcome::default() })
 }
 
@@ -158,6 +160,7 @@ async fn stream_sets<P: Protocol>(
     status: StatusFlags,
     limit: Option<Duration>,
     who: (&str, &str),
+    victim: &VictimProbe,
     reply: &mut Reply<'_>,
 ) -> Result<Outcome, StreamError> {
     let mut outcome = Outcome::default();
@@ -165,7 +168,7 @@ async fn stream_sets<P: Protocol>(
         let Some(columns) = result.columns() else {
             // Nothing pending: done, unless a later result set failed.
             if let Err(e) = pending_error(&mut result, limit, who).await {
-                return write_error(&mut outcome, e, reply).await;
+                return write_error(&mut outcome, e, victim, reply).await;
             }
             return Ok(outcome);
         };
@@ -183,7 +186,7 @@ async fn stream_sets<P: Protocol>(
             }
             reply.ok(&info, mid_status(status, true)).await?;
             if let Err((e, _)) = bounded(limit, who, result.next()).await {
-                return write_error(&mut outcome, e, reply).await;
+                return write_error(&mut outcome, e, victim, reply).await;
             }
             continue;
         }
@@ -200,7 +203,7 @@ async fn stream_sets<P: Protocol>(
                 }
                 Ok(None) => break,
                 // An ERR instead of a row is valid protocol: the client stops reading.
-                Err((e, _)) => return write_error(&mut outcome, e, reply).await,
+                Err((e, _)) => return write_error(&mut outcome, e, victim, reply).await,
             }
         }
         let warnings = result.warnings();
@@ -216,7 +219,7 @@ async fn stream_sets<P: Protocol>(
         }
         reply.end_rows(warnings, mid_status(status, true)).await?;
         if let Some(e) = failed_next {
-            return write_error(&mut outcome, e, reply).await;
+            return write_error(&mut outcome, e, victim, reply).await;
         }
     }
 }
@@ -230,11 +233,20 @@ async fn pending_error<P: Protocol>(
     bounded(limit, who, result.next()).await.map(|_| ()).map_err(|(e, _)| e)
 }
 
-async fn write_error(outcome: &mut Outcome, e: BackendError, reply: &mut Reply<'_>) -> Result<Outcome, StreamError> {
+async fn write_error(outcome: &mut Outcome, e: BackendError, victim: &VictimProbe, reply: &mut Reply<'_>) -> Result<Outcome, StreamError> {
     outcome.broken = e.is_fatal();
     outcome.errored = true;
-    reply.error(&ClientError::from(e)).await?;
+    reply.error(&client_error(e, victim)).await?;
     Ok(std::mem::take(outcome))
+}
+
+/// The error the client gets: the backend's, unless the statement was killed to break a
+/// deadlock across shards, which the client learns as the deadlock it is.
+fn client_error(e: BackendError, victim: &VictimProbe) -> ClientError {
+    if victim.fired() {
+        return ClientError::distributed_deadlock();
+    }
+    ClientError::from(e)
 }
 
 enum Last {

@@ -380,6 +380,8 @@ impl Session {
     /// changed before anything was sent.
     async fn dispatch(&mut self, text: &str, parsed: Option<Result<Arc<Parsed>, String>>, classified: &Classified, req: Request, reply: &mut Reply<'_>) -> Result<(), StreamError> {
         const MAX_ROUNDS: usize = 64;
+        // Announced while it runs: the deadlock detector looks at statements that run long.
+        let _running = self.shared.backends.waiting().enter(self.conns.owner);
         let params: &[Value] = match &req {
             Request::Binary(_, Params::Positional(v)) => v,
             _ => &[],
