@@ -279,7 +279,10 @@ mod tests {
         s.status = StatusFlags::SERVER_STATUS_IN_TRANS | StatusFlags::SERVER_STATUS_AUTOCOMMIT;
         assert!(s.needs_pin());
         s.status = StatusFlags::empty();
-        assert!(s.needs_pin(), "autocommit off pins");
+        assert!(!s.needs_pin(), "autocommit off alone does not pin");
+        s.implicit_tx = true;
+        assert_eq!(s.pin_reason(), Some("autocommit_off_transaction"));
+        s.implicit_tx = false;
         s.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
         s.apply(&[Effect::Sticky("x")]);
         assert!(s.needs_pin());
