@@ -101,11 +101,12 @@ pub fn build_config(shards: &[&MariaDb], opts: &ProxyOptions) -> anyhow::Result<
     let first = shards.first().context("at least one shard")?;
     let mut text = format!(
         "[node]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"{}\"\nusers_file = \"unused\"\nshutdown_timeout_ms = 2000\n{}\n\
-         [backend]\nuser = \"{}\"\npassword = \"{}\"\npool_max = 16\nconnect_timeout_ms = 2000\npool_wait_timeout_ms = 3000\n{}\n",
+         [backend]\nuser = \"{}\"\npassword = \"{}\"\n{}connect_timeout_ms = 2000\npool_wait_timeout_ms = 3000\n{}\n",
         opts.admin_listen.as_deref().unwrap_or("127.0.0.1:0"),
         opts.node_extra,
         first.user(),
         first.password(),
+        if opts.backend_extra.contains("pool_max") { "" } else { "pool_max = 16\n" },
         opts.backend_extra,
     );
     for (i, s) in shards.iter().enumerate() {

@@ -223,3 +223,72 @@ async fn metadata_comes_from_the_home_shard() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Found by the differential tester: a pooled connection whose state matched the session's
+/// (same SETs) was taken over without being marked as the session's; when the first
+/// statement of a transaction on it failed, the next change of session state (a user
+/// variable assigned on another shard) wanted a reset of the pinned connection: 2013.
+/// The transaction must go on: the variable is replayed, ROLLBACK undoes the shard's work.
+#[tokio::test]
+async fn a_pinned_connection_taken_over_from_another_session_is_brought_forward() -> anyhow::Result<()> {
+    let (s0, s1) = tokio::try_join!(MariaDb::start(), MariaDb::start())?;
+    let opts = ProxyOptions { routing_extra: RULES.into(), backend_extra: "pool_max = 1\n".into(), ..Default::default() };
+    let proxy = TestProxy::start_with(&[&s0, &s1], opts).await?;
+    let mut p = proxy.conn(None).await?;
+    p.query_drop("CREATE DATABASE shop").await?;
+    p.query_drop("CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(40))").await?;
+    let on = |s: u32| (1..=40i64).filter(|k| slotgate_shared::slot_of(&slotgate_shared::KeyValue::Int(*k), 1024) / 512 == s).collect::<Vec<_>>();
+    let (k0, k1) = (on(0), on(1));
+    p.query_drop(format!("INSERT INTO shop.customers (id, name) VALUES ({}, 'a'), ({}, 'a')", k0[0], k1[0])).await?;
+    drop(p);
+
+    // Another session leaves s1's only pooled connection with its SET applied.
+    let mut other = proxy.conn(Some("shop")).await?;
+    other.query_drop("SET NAMES latin1").await?;
+    let n: Option<i64> = other.query_first(format!("SELECT COUNT(*) FROM customers WHERE id = {}", k1[0])).await?;
+    assert_eq!(n, Some(1));
+    other.disconnect().await?;
+
+    let mut c = proxy.conn(Some("shop")).await?;
+    c.query_drop("SET NAMES latin1").await?;
+    c.query_drop("START TRANSACTION").await?;
+    let dup = c.query_drop(format!("INSERT INTO customers (id, name) VALUES ({}, 'dup')", k1[0])).await.expect_err("duplicate key");
+    assert_eq!(code(dup), 1062);
+    // Assigned on s0: replayed on s1's connection before its next statement.
+    let v: Option<i64> = c.query_first(format!("SELECT @v := 7 FROM customers WHERE id = {}", k0[0])).await?;
+    assert_eq!(v, Some(7));
+    c.query_drop(format!("INSERT INTO customers (id, name) VALUES ({}, 'b')", k1[1])).await?;
+    let v: Option<i64> = c.query_first(format!("SELECT @v FROM customers WHERE id = {}", k1[0])).await?;
+    assert_eq!(v, Some(7), "the variable reached the pinned connection");
+    let in_tx: Option<i64> = c.query_first(format!("SELECT @@in_transaction FROM customers WHERE id = {}", k1[0])).await?;
+    assert_eq!(in_tx, Some(1));
+    c.query_drop("ROLLBACK").await?;
+    let mut fresh = proxy.conn(Some("shop")).await?;
+    let n: Option<i64> = fresh.query_first(format!("SELECT COUNT(*) FROM customers WHERE id = {}", k1[1])).await?;
+    assert_eq!(n, Some(0), "ROLLBACK undid the insert");
+    Ok(())
+}
+
+/// A transaction's connection to one shard dies while the client is idle; the next
+/// statement there needs that connection readied first (a user variable to replay) and
+/// cannot be. The transaction's part on that shard is gone, so the session must not go on
+/// as if it were open: the client gets an error and its connection is closed, and nothing
+/// it wrote afterwards can be committed.
+#[tokio::test]
+async fn a_transaction_that_lost_a_shard_connection_does_not_go_on() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let (k0, k1) = (s.k0[0], s.k1[0]);
+    let mut c = s.proxy.conn(Some("shop")).await?;
+    c.query_drop("START TRANSACTION").await?;
+    c.query_drop(format!("UPDATE customers SET name = 'changed' WHERE id = {k1}")).await?;
+    let thread: Option<u64> = c.query_first(format!("SELECT CONNECTION_ID() FROM customers WHERE id = {k1}")).await?;
+    let thread = thread.expect("a thread id");
+    s._s.1.exec(&format!("KILL CONNECTION {thread}")).await?;
+    let v: Option<i64> = c.query_first(format!("SELECT @v := 7 FROM customers WHERE id = {k0}")).await?;
+    assert_eq!(v, Some(7));
+    let lost = c.query_drop(format!("UPDATE customers SET name = 'changed' WHERE id = {}", s.k1[1])).await;
+    assert!(lost.is_err(), "the statement cannot run in a transaction that lost its connection");
+    assert!(c.query_drop("COMMIT").await.is_err(), "the client connection was closed");
+    assert_eq!(s.changed(&[k1, s.k1[1]]).await?, 0, "nothing of the transaction was committed");
+    Ok(())
+}

@@ -317,6 +317,11 @@ impl PooledConn {
         let have = self.node.applied.get(&id).map(|a| a.clone()).unwrap_or_default();
         let p = plan(&have, want);
         if p.is_empty() {
+            if have.owner != want.owner {
+                // Equivalent state, now this session's: later changes are brought forward
+                // from it rather than by a reset (which a pinned connection cannot take).
+                self.node.applied.insert(id, Applied::of(want));
+            }
             return Ok(());
         }
         let (shard, addr) = (self.node.shard.clone(), self.node.addr.clone());

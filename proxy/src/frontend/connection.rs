@@ -155,7 +155,7 @@ async fn command_loop<H: Handler>(
         let label = dispatch(command, cfg, peer_host, handler, state, &mut reply).await?;
         reply.write_deferred(None).await?;
         let errored = reply.errored.take();
-        let close = reply.close_after;
+        let close = reply.close_after || handler.must_close();
         if let Some(d) = reply.described.take() {
             state.stmts.insert(d.stmt_id, StmtMeta { num_params: d.num_params, ..StmtMeta::default() });
         }

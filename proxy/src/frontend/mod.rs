@@ -55,6 +55,11 @@ pub trait Handler: Send {
     fn idle_release_after(&self) -> Option<std::time::Duration>;
     /// The client has been idle for `idle_release_after`: give back what can be given back.
     fn on_idle(&mut self) -> impl Future<Output = ()> + Send;
+    /// After a command was answered: true when the session cannot go on (what it held on a
+    /// server is gone), so the connection is closed as a lost server connection would be.
+    fn must_close(&mut self) -> bool {
+        false
+    }
     /// The connection is closing (quit, error or shutdown): release what the session holds.
     fn on_close(&mut self) -> impl Future<Output = ()> + Send;
 }

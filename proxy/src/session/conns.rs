@@ -31,6 +31,9 @@ pub struct Conns {
     pub version: u64,
     /// The client connection id whose work these connections carry (for KILL QUERY).
     pub owner: u32,
+    /// A pinned connection (holding a transaction or temporary tables) had to be dropped
+    /// before a statement reached it: what it held is gone (see [`Conns::take_lost_pinned`]).
+    lost_pinned: bool,
 }
 
 /// A connection handed to a statement, and whether it came fresh from the pool without any
@@ -42,7 +45,7 @@ pub struct Taken {
 
 impl Conns {
     pub fn new(backends: Backends) -> Conns {
-        Conns { backends, pinned: HashMap::new(), joined: HashMap::new(), held: None, found_rows: false, version: 0, owner: 0 }
+        Conns { backends, pinned: HashMap::new(), joined: HashMap::new(), held: None, found_rows: false, version: 0, owner: 0, lost_pinned: false }
     }
 
     pub fn backends(&self) -> &Backends {
@@ -140,7 +143,7 @@ impl Conns {
         // A pinned connection holds a transaction or temporary tables: it is brought forward,
         // never reset.
         if let Err(e) = c.sync(state.sync(), !pinned).await {
-            return Err(fail(c, e));
+            return Err(self.fail(c, pinned, e));
         }
         let mut joins: Vec<String> = Vec::new();
         if needs_last_insert_id && state.last_insert_id != 0 {
@@ -159,7 +162,7 @@ impl Conns {
             let (s, a) = (c.shard().to_string(), c.addr().to_string());
             let limit = c.query_timeout();
             if let Err((e, _)) = bounded(limit, (&s, &a), c.conn().query_drop(sql)).await {
-                return Err(fail(c, e));
+                return Err(self.fail(c, pinned, e));
             }
         }
         if state.in_transaction() {
@@ -195,13 +198,26 @@ impl Conns {
             }
         }
     }
-}
 
-fn fail(mut c: PooledConn, e: BackendError) -> ClientError {
-    if e.is_fatal() {
-        c.discard();
-    } else {
-        c.note_unknown_state();
+    /// Whether a pinned connection was dropped since the last call: its transaction or
+    /// temporary tables are gone, so the client must be disconnected as after a lost
+    /// server connection (never continue a transaction that silently lost a shard's part).
+    pub fn take_lost_pinned(&mut self) -> bool {
+        std::mem::take(&mut self.lost_pinned)
     }
-    e.into()
+
+    /// A connection could not be readied for a statement. A pinned one is dropped (its
+    /// state is unknown and resetting it would lose what it holds) and noted as lost; a
+    /// fresh one goes back to the pool marked for a reset.
+    fn fail(&mut self, mut c: PooledConn, pinned: bool, e: BackendError) -> ClientError {
+        if pinned {
+            c.discard();
+            self.lost_pinned = true;
+        } else if e.is_fatal() {
+            c.discard();
+        } else {
+            c.note_unknown_state();
+        }
+        e.into()
+    }
 }

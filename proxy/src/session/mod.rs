@@ -332,6 +332,16 @@ impl Handler for Session {
         self.conns.holds().then_some(HOLD_WHILE_BUSY)
     }
 
+    fn must_close(&mut self) -> bool {
+        if !self.conns.take_lost_pinned() {
+            return false;
+        }
+        tracing::warn!("a connection holding this session's transaction or temporary tables was lost before a statement reached it; closing the client connection");
+        // Whatever the lost connection held is gone; autocommit stays as set.
+        self.state.status &= mysql_common::constants::StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+        true
+    }
+
     async fn on_idle(&mut self) {
         self.conns.release_held();
     }
