@@ -176,7 +176,10 @@ impl Node {
                         upkeep_metrics.upkeep();
                         // New nodes' packet limits (the first tick is at once).
                         tokio::select! {
-                            _ = upkeep_backends.probe_packet_limits() => {}
+                            _ = async {
+                                upkeep_backends.probe_packet_limits().await;
+                                upkeep_backends.upkeep_states().await;
+                            } => {}
                             _ = upkeep_cancel.cancelled() => return,
                         }
                     }

@@ -292,3 +292,57 @@ async fn a_transaction_that_lost_a_shard_connection_does_not_go_on() -> anyhow::
     assert_eq!(s.changed(&[k1, s.k1[1]]).await?, 0, "nothing of the transaction was committed");
     Ok(())
 }
+
+async fn charset(c: &mut Conn) -> anyhow::Result<String> {
+    Ok(c.query_first::<String, _>("SELECT @@character_set_client").await?.unwrap_or_default())
+}
+
+/// A shard restarts: the proxy notices (its boot time changed), forgets what its old
+/// connections carried, and sessions afterwards get exactly the state they set, never one
+/// recorded for an old connection whose thread id a new one reuses.
+#[tokio::test]
+async fn session_state_is_right_after_a_shard_restarts() -> anyhow::Result<()> {
+    let mut s0 = MariaDb::start().await?;
+    let proxy = TestProxy::start_with(&[&s0], ProxyOptions { backend_extra: "pool_max = 2\n".into(), ..Default::default() }).await?;
+    let mut direct = mysql_async::Conn::from_url(format!("mysql://{}:{}@{}/", s0.user(), s0.password(), s0.addr())).await?;
+    let default = charset(&mut direct).await?;
+    drop(direct);
+    assert_ne!(default, "latin1");
+    for _ in 0..3 {
+        let mut c = proxy.conn(None).await?;
+        c.query_drop("SET NAMES latin1").await?;
+        assert_eq!(charset(&mut c).await?, "latin1");
+        c.disconnect().await?;
+    }
+    let restarts = |text: &str| -> f64 {
+        text.lines().filter(|l| l.starts_with("slotgate_backend_restarts_total{")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    };
+    assert_eq!(restarts(&proxy.metrics().await?), 0.0);
+    // A server restarted within the second it booted looks the same from its boot time:
+    // the restart comes once the server ran for a while, as in production.
+    let mut direct = mysql_async::Conn::from_url(format!("mysql://{}:{}@{}/", s0.user(), s0.password(), s0.addr())).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let up: Option<u64> = direct.query_first("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'").await?;
+        if up.unwrap_or(0) >= 4 {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "uptime did not reach 4 s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    drop(direct);
+    s0.restart().await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while restarts(&proxy.metrics().await?) < 1.0 {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the restart was not noticed within 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for round in 0..4 {
+        let mut c = proxy.conn(None).await?;
+        // (A pooled connection that died with the server is replaced before the statement.)
+        assert_eq!(charset(&mut c).await?, default, "round {round}: a new session starts with the server's defaults");
+        c.query_drop("SET NAMES latin1").await?;
+        assert_eq!(charset(&mut c).await?, "latin1");
+    }
+    Ok(())
+}

@@ -8,9 +8,12 @@
 //! its pool (warmed with [`Backends::warm_replicas`] when its shard is frozen for a cutover);
 //! pools for nodes no longer named are dropped from the map and closed once their last
 //! connection returns. [`Backends::probe_packet_limits`] asks each new node its
-//! `max_allowed_packet` and keeps the smallest, which the frontend enforces. Must not import
+//! `max_allowed_packet` and keeps the smallest, which the frontend enforces;
+//! [`Backends::upkeep_states`] keeps each pool's record of its connections' session state
+//! bounded and forgets it when a node restarted. Must not import
 //! `frontend` or `session`.
 
+pub mod applied;
 pub mod buffer;
 pub mod deadlock;
 pub mod error;
@@ -146,6 +149,15 @@ impl Backends {
         let limits = self.inner.packet_limits.lock().unwrap_or_else(|p| p.into_inner());
         let smallest = nodes.keys().filter_map(|a| limits.get(a).copied()).min().unwrap_or(0);
         self.inner.packet_limit.store(smallest, Ordering::Relaxed);
+    }
+
+    /// Every node's per-connection state records: pruned, and forgotten when the node
+    /// restarted (see [`applied`]).
+    pub async fn upkeep_states(&self) {
+        let nodes = self.inner.nodes.load_full();
+        for pool in nodes.values() {
+            pool.upkeep_states().await;
+        }
     }
 
     /// Statements running now (sessions announce theirs; the deadlock detector looks).

@@ -14,6 +14,7 @@
 //! connection answers a retryable error.
 
 use super::error::{bounded, BackendError};
+use super::applied::AppliedStates;
 use super::sync::{plan, Applied, SessionSync};
 use crate::config::BackendConfig;
 use crate::metrics::PoolMetrics;
@@ -24,11 +25,18 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The node's boot time (unix seconds).
+const BOOT_SQL: &str =
+    "SELECT CAST(UNIX_TIMESTAMP() AS SIGNED) - CAST(VARIABLE_VALUE AS SIGNED) FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'";
+
+/// How often mysql_async closes connections idle past `idle_timeout_ms`.
+const TTL_CHECK: Duration = Duration::from_secs(30);
+
 pub(super) struct NodeInner {
     pub shard: String,
     pub addr: String,
     pools: [Pool; 2],
-    applied: DashMap<u32, Applied>,
+    applied: AppliedStates,
     /// Backend thread id → (version its work was routed with, client connection id).
     lent: DashMap<u32, (u64, u32)>,
     /// Connections whose work a cutover aborted (until they are dropped).
@@ -41,6 +49,8 @@ pub(super) struct NodeInner {
     metrics: PoolMetrics,
     wait_timeout: Duration,
     pub query_timeout: Option<Duration>,
+    /// How long mysql_async keeps an idle connection (above the pool minimum).
+    idle_ttl: Duration,
 }
 
 /// Pools to one node: one for clients that want CLIENT_FOUND_ROWS, one for those that don't.
@@ -58,7 +68,7 @@ impl NodePool {
             .with_constraints(constraints)
             .with_reset_connection(false)
             .with_inactive_connection_ttl(Duration::from_millis(cfg.idle_timeout_ms))
-            .with_ttl_check_interval(Duration::from_secs(30));
+            .with_ttl_check_interval(TTL_CHECK);
         let make = |found_rows: bool| {
             let opts: Opts = OptsBuilder::default()
                 .ip_or_hostname(host.clone())
@@ -80,7 +90,7 @@ impl NodePool {
                 shard: shard.to_string(),
                 addr: addr.to_string(),
                 pools: [Pool::new(opts.clone()), Pool::new(make(true))],
-                applied: DashMap::new(),
+                applied: AppliedStates::default(),
                 lent: DashMap::new(),
                 aborted: DashMap::new(),
                 victims: Arc::new(DashMap::new()),
@@ -88,6 +98,7 @@ impl NodePool {
                 metrics,
                 wait_timeout: Duration::from_millis(wait_ms),
                 query_timeout: (cfg.query_timeout_ms > 0).then(|| Duration::from_millis(cfg.query_timeout_ms)),
+                idle_ttl: Duration::from_millis(cfg.idle_timeout_ms) + TTL_CHECK,
             }),
         })
     }
@@ -143,7 +154,31 @@ impl NodePool {
             reason: e.to_string(),
         })?;
         self.inner.metrics.in_use.increment(1.0);
+        self.inner.applied.lent(conn.id());
         Ok(PooledConn { conn: Some(conn), node: self.inner.clone(), tag: None })
+    }
+
+    /// Upkeep of the per-connection state records: forgets connections idle longer than
+    /// the pool keeps idle ones, and all of them when the node restarted (its boot time,
+    /// asked over a pooled connection, moved). Returns whether it restarted.
+    pub async fn upkeep_states(&self) -> bool {
+        let horizon = self.inner.idle_ttl + Duration::from_secs(60);
+        self.inner.applied.prune(horizon);
+        let ask = async {
+            let mut c = self.acquire(false).await.ok()?;
+            c.conn().query_first::<i64, _>(BOOT_SQL).await.ok().flatten()
+        };
+        match tokio::time::timeout(Duration::from_secs(2), ask).await {
+            Ok(Some(boot)) => {
+                let restarted = self.inner.applied.booted(boot);
+                if restarted {
+                    self.inner.metrics.restarts.increment(1);
+                    tracing::info!(node = %self.inner.addr, "backend node restarted: its connections' session state is forgotten");
+                }
+                restarted
+            }
+            _ => false,
+        }
     }
 
     /// Refreshes the pool-size gauges from mysql_async's counters.
@@ -314,13 +349,13 @@ impl PooledConn {
     /// variables it lacks, select the database.
     pub async fn sync(&mut self, want: &SessionSync, may_reset: bool) -> Result<(), BackendError> {
         let id = self.conn().id();
-        let have = self.node.applied.get(&id).map(|a| a.clone()).unwrap_or_default();
+        let have = self.node.applied.get(id);
         let p = plan(&have, want);
         if p.is_empty() {
             if have.owner != want.owner {
                 // Equivalent state, now this session's: later changes are brought forward
                 // from it rather than by a reset (which a pinned connection cannot take).
-                self.node.applied.insert(id, Applied::of(want));
+                self.node.applied.set(id, Applied::of(want));
             }
             return Ok(());
         }
@@ -330,7 +365,7 @@ impl PooledConn {
         }
         let err = |e| BackendError::from_mysql(e, &shard, &addr);
         // Until it is done, a failure leaves the connection in an unknown state.
-        self.node.applied.insert(id, Applied::unknown());
+        self.node.applied.set(id, Applied::unknown());
         if p.reset {
             self.conn().reset().await.map_err(err)?;
         }
@@ -345,7 +380,7 @@ impl PooledConn {
         if !batch.is_empty() {
             self.conn().query_drop(batch.join(";\n")).await.map_err(err)?;
         }
-        self.node.applied.insert(id, Applied::of(want));
+        self.node.applied.set(id, Applied::of(want));
         Ok(())
     }
 
@@ -353,21 +388,21 @@ impl PooledConn {
     /// the next sync does not redo it.
     pub fn note_state(&mut self, want: &SessionSync) {
         let id = self.conn().id();
-        self.node.applied.insert(id, Applied::of(want));
+        self.node.applied.set(id, Applied::of(want));
     }
 
     /// Marks the connection as carrying unknown state (a statement failed midway): the next
     /// user resets it.
     pub fn note_unknown_state(&mut self) {
         let id = self.conn().id();
-        self.node.applied.insert(id, Applied::unknown());
+        self.node.applied.set(id, Applied::unknown());
     }
 
     /// Closes the connection instead of returning it (it broke or timed out mid-statement).
     pub fn discard(mut self) {
         self.forget();
         if let Some(conn) = self.conn.take() {
-            self.node.applied.remove(&conn.id());
+            self.node.applied.remove(conn.id());
             self.node.metrics.in_use.decrement(1.0);
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(Duration::from_secs(1), conn.disconnect()).await;
@@ -402,7 +437,9 @@ impl VictimProbe {
 impl Drop for PooledConn {
     fn drop(&mut self) {
         self.forget();
-        if self.conn.take().is_some() {
+        if let Some(conn) = self.conn.take() {
+            // Back to mysql_async's pool.
+            self.node.applied.returned(conn.id());
             self.node.metrics.in_use.decrement(1.0);
         }
     }

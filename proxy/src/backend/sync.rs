@@ -28,7 +28,7 @@ pub struct SessionSync {
 }
 
 /// What a connection carries now (remembered by its pool).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Applied {
     pub db: Option<String>,
     pub owner: u64,

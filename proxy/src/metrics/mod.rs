@@ -29,6 +29,7 @@ pub const BACKEND_POOL_SIZE: &str = "slotgate_backend_pool_size";
 pub const BACKEND_POOL_IN_USE: &str = "slotgate_backend_pool_in_use";
 pub const BACKEND_POOL_WAITS_TOTAL: &str = "slotgate_backend_pool_waits_total";
 pub const BACKEND_RETRIES_TOTAL: &str = "slotgate_backend_retries_total";
+pub const BACKEND_RESTARTS_TOTAL: &str = "slotgate_backend_restarts_total";
 pub const SESSIONS_PINNED: &str = "slotgate_sessions_pinned";
 pub const DISTRIBUTED_DEADLOCKS_TOTAL: &str = "slotgate_distributed_deadlocks_total";
 pub const DEADLOCK_RESOLUTION_SECONDS: &str = "slotgate_deadlock_resolution_seconds";
@@ -85,6 +86,7 @@ pub struct PoolMetrics {
     pub in_use: Gauge,
     pub waits: Counter,
     pub retries: Counter,
+    pub restarts: Counter,
     /// Time this shard took to answer routed statements.
     pub latency: Histogram,
 }
@@ -176,6 +178,7 @@ impl Metrics {
                 metrics::describe_gauge!(BACKEND_POOL_IN_USE, "Backend connections lent out, per node.");
                 metrics::describe_counter!(BACKEND_POOL_WAITS_TOTAL, "Waits for a free backend connection, per node.");
                 metrics::describe_counter!(BACKEND_RETRIES_TOTAL, "Statements retried on a fresh connection after a dead pooled one.");
+                metrics::describe_counter!(BACKEND_RESTARTS_TOTAL, "Restarts of a backend node seen (its boot time changed); its connections' session state was forgotten.");
                 metrics::describe_counter!(DISTRIBUTED_DEADLOCKS_TOTAL, "Cross-shard deadlocks this node broke by rolling back a victim transaction.");
                 metrics::describe_histogram!(DEADLOCK_RESOLUTION_SECONDS, "Time from a cross-shard deadlock victim's statement start to its rollback, seconds.");
                 metrics::describe_gauge!(SESSIONS_PINNED, "Client sessions holding backend connections between statements, by reason (the others hold none).");
@@ -236,6 +239,7 @@ impl Metrics {
             in_use: metrics::gauge!(BACKEND_POOL_IN_USE, &labels),
             waits: metrics::counter!(BACKEND_POOL_WAITS_TOTAL, &labels),
             retries: metrics::counter!(BACKEND_RETRIES_TOTAL, &labels),
+            restarts: metrics::counter!(BACKEND_RESTARTS_TOTAL, &labels),
             latency: metrics::histogram!(SHARD_QUERY_DURATION_SECONDS, &labels),
         })
     }
