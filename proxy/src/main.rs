@@ -55,6 +55,7 @@ fn main() -> anyhow::Result<()> {
     let config = Config::load(&cli.config)?;
     let users = Users::load(&config.node.users_file)?;
     if let Some(Command::CheckConfig) = cli.command {
+        config.check_meta()?;
         println!("config ok: {} shard(s), {} user(s)", config.shards.len(), users.len());
         return Ok(());
     }

@@ -280,6 +280,22 @@ impl Config {
         }
     }
 
+    /// What `check-config` checks beyond [`Config::validate`]: the meta group's options as
+    /// this node would start with them (cluster secret read, timings, this node's voter
+    /// address against what it advertises). Not part of `load`: with `admin_listen` on
+    /// port 0 the advertised address is only known once the listener is bound, so then
+    /// the address check is left to the start.
+    pub fn check_meta(&self) -> Result<(), ConfigError> {
+        let Some(meta) = &self.meta else {
+            return Ok(());
+        };
+        if self.node.admin_listen.port() == 0 && meta.advertise.is_none() {
+            meta.secret()?;
+            return Ok(());
+        }
+        meta.options(self.node.id, self.node.admin_listen).map(|_| ())
+    }
+
     /// Checks what serde cannot: references between sections, ranges, non-empty names.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.node.max_connections == 0 {
@@ -412,6 +428,24 @@ default_shard = "s0"
         assert_eq!(c.node.listen.port(), 6033);
         assert_eq!(c.node.admin_listen.port(), 9033);
         assert_eq!(c.backend.pool_max, 64);
+    }
+
+    #[test]
+    fn check_config_checks_the_meta_options_too() {
+        let meta = "[node]\nid = 1\nadmin_listen = \"127.0.0.1:9033\"\nusers_file = \"u\"\n[backend]\nuser = \"app\"\npassword = \"pw\"\n\
+                    [meta]\ndata_dir = \"d\"\ncluster_secret = \"0123456789abcdef\"\nvoters = [{ id = 1, addr = \"127.0.0.1:9033\" }]\n";
+        let c = Config::parse(meta).unwrap();
+        c.validate().unwrap();
+        c.check_meta().unwrap();
+        // The lease must outlast an election: only the meta crate's check knows.
+        let c = Config::parse(&format!("{meta}lease_ms = 100\n")).unwrap();
+        c.validate().unwrap();
+        let err = c.check_meta().unwrap_err().to_string();
+        assert!(err.contains("lease_ms"), "{err}");
+        // This node listed at another address than it advertises.
+        let c = Config::parse(&meta.replace("addr = \"127.0.0.1:9033\"", "addr = \"127.0.0.1:9034\"")).unwrap();
+        let err = c.check_meta().unwrap_err().to_string();
+        assert!(err.contains("advertises"), "{err}");
     }
 
     #[test]
