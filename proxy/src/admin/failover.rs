@@ -27,12 +27,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// Sum of the sequence numbers of a GTID position (`0-1-23,1-2-5`): higher is more advanced
-/// for replicas of one primary.
-fn gtid_score(pos: &str) -> u64 {
-    super::gtid::score(pos)
-}
-
 impl Switchover {
     pub async fn failover(&self, shard_id: &str) -> Result<SwitchoverReply, String> {
         let _active = super::switchover::Active::new(&self.active);
@@ -81,15 +75,15 @@ impl Switchover {
             let _ = self.fence(&mut c, old, Duration::from_secs(2)).await;
         }
         let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
-        let mut best: Option<(u64, String)> = None;
+        let mut candidates: Vec<(String, String)> = Vec::new();
         for r in replicas {
             match self.drain_relay_log(r, left()).await {
-                Ok(score) if best.as_ref().is_none_or(|(b, _)| score > *b) => best = Some((score, r.clone())),
-                Ok(_) => {}
+                Ok(pos) => candidates.push((r.clone(), pos)),
                 Err(e) => tracing::warn!(replica = %r, error = %e, "replica not usable for failover"),
             }
         }
-        let (_, new) = best.ok_or("no replica answered")?;
+        // Compared domain by domain, never by a sum over domains.
+        let new = candidates[super::gtid::most_advanced(&candidates)?].0.clone();
         let mut c = self.connect(&new, left()).await?;
         let semisync = super::switchover::SemiSync::of_replica(&mut c).await;
         for sql in ["STOP SLAVE", "RESET SLAVE ALL"] {
@@ -108,8 +102,8 @@ impl Switchover {
     }
 
     /// Stops fetching from the dead primary, applies everything already received, returns the
-    /// replica's GTID score.
-    async fn drain_relay_log(&self, replica: &str, within: Duration) -> Result<u64, String> {
+    /// replica's GTID position (`gtid_current_pos`).
+    async fn drain_relay_log(&self, replica: &str, within: Duration) -> Result<String, String> {
         let mut c = self.connect(replica, within.min(Duration::from_secs(2))).await?;
         c.query_drop("STOP SLAVE IO_THREAD").await.map_err(|e| e.to_string())?;
         let status: Option<Row> = c.query_first("SHOW SLAVE STATUS").await.map_err(|e| e.to_string())?;
@@ -121,7 +115,7 @@ impl Switchover {
             let pos: Option<String> = c.query_first("SELECT @@GLOBAL.gtid_current_pos").await.map_err(|e| e.to_string())?;
             let pos = pos.unwrap_or_default();
             if super::gtid::covers(&pos, &received) {
-                return Ok(gtid_score(&pos));
+                return Ok(pos);
             }
             if Instant::now() >= deadline {
                 return Err(format!("did not apply its relay log ({received}) in time (at {pos})"));
@@ -178,12 +172,3 @@ pub async fn health_loop(sw: Switchover, interval: Duration, threshold: u32, can
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn gtid_scores() {
-        assert_eq!(super::gtid_score("0-1-23"), 23);
-        assert_eq!(super::gtid_score("0-1-23,1-2-5"), 28);
-        assert_eq!(super::gtid_score(""), 0);
-    }
-}

@@ -27,9 +27,24 @@ pub fn covers(have: &str, want: &str) -> bool {
     parse(want).iter().all(|(d, n)| have.get(d).is_some_and(|h| h >= n))
 }
 
-/// A total to rank candidates by how much they applied (summed over domains).
-pub fn score(pos: &str) -> u64 {
-    parse(pos).values().sum()
+/// The candidate (name, position) whose position covers every other one, domain by
+/// domain: promoting it loses nothing another candidate holds. Ties go to the first.
+/// Positions that are ahead in different domains have no such candidate: an error naming
+/// them (promoting either would lose the other's transactions).
+pub fn most_advanced(candidates: &[(String, String)]) -> Result<usize, String> {
+    if candidates.is_empty() {
+        return Err("no replica answered".into());
+    }
+    candidates
+        .iter()
+        .position(|(_, pos)| candidates.iter().all(|(_, other)| covers(pos, other)))
+        .ok_or_else(|| {
+            let list: Vec<String> = candidates.iter().map(|(n, p)| format!("{n} at {p:?}")).collect();
+            format!(
+                "no replica holds every transaction the others hold, domain by domain ({}); promote one by hand with slotctl switchover after reconciling them",
+                list.join(", ")
+            )
+        })
 }
 
 #[cfg(test)]
@@ -45,7 +60,17 @@ mod tests {
         assert!(!covers("0-1-500", "0-1-5,1-2-9"), "domain 1 missing");
         assert!(covers("anything", ""));
         assert!(!covers("", "0-1-1"));
-        assert_eq!(score("0-1-23,1-2-5"), 28);
-        assert_eq!(score("garbage,0-1-x"), 0);
+    }
+
+    #[test]
+    fn the_most_advanced_candidate_covers_every_domain() {
+        let c = |v: &[(&str, &str)]| v.iter().map(|(n, p)| (n.to_string(), p.to_string())).collect::<Vec<_>>();
+        assert_eq!(most_advanced(&c(&[("a", "0-1-5"), ("b", "0-1-7")])), Ok(1));
+        assert_eq!(most_advanced(&c(&[("a", "0-1-7,1-1-3"), ("b", "0-1-7")])), Ok(0));
+        // A sum over domains would pick b (10 > 9) and lose a's domain-0 transactions.
+        let err = most_advanced(&c(&[("a", "0-1-8,1-1-1"), ("b", "0-1-2,1-1-8")])).unwrap_err();
+        assert!(err.contains("domain by domain"), "{err}");
+        assert_eq!(most_advanced(&c(&[("a", "0-1-3"), ("b", "0-1-3")])), Ok(0));
+        assert!(most_advanced(&[]).is_err());
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub struct AppliedStates {
+pub(crate) struct AppliedStates {
     states: DashMap<u32, Applied>,
     /// Connections back in the pool, since when.
     idle: DashMap<u32, Instant>,
