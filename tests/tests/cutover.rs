@@ -347,3 +347,30 @@ async fn switching_back_and_forth_without_writes_in_between_works() -> anyhow::R
     assert_eq!(rows, acked, "every acknowledged write is on the primary exactly once");
     Ok(())
 }
+
+/// A primary that answers but refuses the backend account (here: the account locked; also
+/// access denied, too many connections) is running: failing it over would make two
+/// primaries. The meta leader counts it as refusing, never as down, and keeps it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_that_refuses_the_account_is_not_failed_over() -> anyhow::Result<()> {
+    let (p, r) = MariaDb::start_with_replica().await?;
+    let c = cluster_with_replica(&p, &r).await?;
+    let leader = c.wait_leader(SECS).await?;
+    p.root_conn().await?.query_drop(format!("ALTER USER '{}'@'%' ACCOUNT LOCK", p.user())).await?;
+    let deadline = Instant::now() + SECS;
+    loop {
+        let text = c.metrics(leader).await?;
+        let refusing = slotgate_tests::proxy::sample(&text, "slotgate_primary_checks_total{result=\"refusing\"}");
+        // Past the failover threshold (3 checks in a row) with room to spare.
+        if refusing >= 5.0 {
+            assert_eq!(slotgate_tests::proxy::sample(&text, "slotgate_failover_total"), 0.0, "{text}");
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the leader never saw the primary refusing: {refusing}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, topo) = c.get(leader, "/topology").await?;
+    assert_eq!(topo["shards"][0]["primary"], p.addr(), "{topo}");
+    assert_eq!(topo["version"], 2, "no cutover: {topo}");
+    Ok(())
+}

@@ -3,7 +3,9 @@
 //!
 //! Contract: [`health_loop`] runs on every node but acts only on the meta leader: every
 //! `interval` it pings each unfrozen shard's primary (that has a replica); after `threshold`
-//! failures in a row it runs [`Switchover::failover`]. A failover:
+//! failures in a row it runs [`Switchover::failover`]. Only no answer is a failure: a
+//! server that answers with an error (access denied, too many connections) is running and
+//! is never failed over ([`Health::Refusing`], logged and counted). A failover:
 //! 1. commits `freeze` and waits for every node with a live lease to acknowledge (statements
 //!    in flight on the dead primary fail with a clear error; new ones are held);
 //! 2. fences the old primary (`read_only=ON` if it answers; in any case it leaves the
@@ -21,7 +23,7 @@
 
 use super::switchover::{Switchover, SwitchoverReply};
 use mysql_async::prelude::Queryable;
-use mysql_async::Row;
+use mysql_async::{Conn, Row};
 use slotgate_shared::TopologyCommand;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -125,6 +127,55 @@ impl Switchover {
     }
 }
 
+/// What a health check found.
+#[derive(Debug)]
+pub enum Health {
+    Up,
+    /// The server answered with an error (access denied, account locked, too many
+    /// connections, host blocked): it is running, so a failover would make two primaries.
+    Refusing(String),
+    /// No answer: refused at TCP level, timed out, or the connection broke.
+    Down(String),
+}
+
+impl Health {
+    fn index(&self) -> usize {
+        match self {
+            Health::Up => 0,
+            Health::Refusing(_) => 1,
+            Health::Down(_) => 2,
+        }
+    }
+
+    fn of(e: mysql_async::Error) -> Health {
+        match e {
+            mysql_async::Error::Server(e) => Health::Refusing(format!("ERROR {}: {}", e.code, e.message)),
+            other => Health::Down(other.to_string()),
+        }
+    }
+}
+
+impl Switchover {
+    /// Connects to `addr` as the backend account and runs `SELECT 1`, within `within`.
+    async fn check(&self, addr: &str, within: Duration) -> Health {
+        let opts = match self.backend_opts(addr) {
+            Ok(o) => o,
+            Err(e) => return Health::Down(e),
+        };
+        let probe = async {
+            let mut c = Conn::new(opts).await.map_err(Health::of)?;
+            c.query_drop("SELECT 1").await.map_err(Health::of)?;
+            let _ = c.disconnect().await;
+            Ok::<(), Health>(())
+        };
+        match tokio::time::timeout(within, probe).await {
+            Ok(Ok(())) => Health::Up,
+            Ok(Err(h)) => h,
+            Err(_) => Health::Down(format!("no answer within {} ms", within.as_millis())),
+        }
+    }
+}
+
 /// Pings the primaries from the meta leader and fails over a dead one; see the module docs.
 pub async fn health_loop(sw: Switchover, interval: Duration, threshold: u32, cancel: CancellationToken) {
     let mut failures: HashMap<String, u32> = HashMap::new();
@@ -155,10 +206,15 @@ pub async fn health_loop(sw: Switchover, interval: Duration, threshold: u32, can
             }
         }
         for shard in t.shards.iter().filter(|s| !s.replicas.is_empty() && !t.is_frozen(&s.id)) {
-            let alive = match sw.connect(&shard.primary, interval.max(Duration::from_millis(500))).await {
-                Ok(mut c) => c.query_drop("SELECT 1").await.is_ok(),
-                Err(_) => false,
-            };
+            let health = sw.check(&shard.primary, interval.max(Duration::from_millis(500))).await;
+            sw.metrics.cutover().checks[health.index()].increment(1);
+            if let Health::Refusing(why) = &health {
+                tracing::warn!(shard = %shard.id, primary = %shard.primary, error = %why, "primary answers but refuses the backend account: not failing over; fix the account or the server's limits");
+            }
+            if let Health::Down(why) = &health {
+                tracing::debug!(shard = %shard.id, primary = %shard.primary, error = %why, "primary check failed");
+            }
+            let alive = !matches!(health, Health::Down(_));
             let n = failures.entry(shard.id.clone()).or_insert(0);
             *n = if alive { 0 } else { *n + 1 };
             if *n >= threshold {

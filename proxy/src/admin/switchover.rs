@@ -77,14 +77,19 @@ impl Switchover {
         self.meta.submit(req).await.map(|r| r.version).map_err(|e| e.to_string())
     }
 
-    pub(super) async fn connect(&self, addr: &str, within: Duration) -> Result<Conn, String> {
+    /// Connection options for `addr` as the backend account.
+    pub(super) fn backend_opts(&self, addr: &str) -> Result<OptsBuilder, String> {
         let (host, port) = parse_host_port(addr)?;
-        let opts = OptsBuilder::default()
+        Ok(OptsBuilder::default()
             .ip_or_hostname(host)
             .tcp_port(port)
             .user(Some(self.backend.user.clone()))
             .pass(Some(self.password.clone()))
-            .prefer_socket(false);
+            .prefer_socket(false))
+    }
+
+    pub(super) async fn connect(&self, addr: &str, within: Duration) -> Result<Conn, String> {
+        let opts = self.backend_opts(addr)?;
         match tokio::time::timeout(within, Conn::new(opts)).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => Err(format!("cannot connect to {addr}: {e}")),

@@ -122,6 +122,7 @@ impl AppliedStates {
         restarted
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.states.len()
     }

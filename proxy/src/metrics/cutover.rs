@@ -12,6 +12,9 @@ pub const CUTOVER_TOTAL: &str = "slotgate_cutover_total";
 pub const FAILOVER_TOTAL: &str = "slotgate_failover_total";
 pub const LEASE_EXPIRED_TOTAL: &str = "slotgate_lease_expired_total";
 pub const ACKED_VERSION: &str = "slotgate_cutover_acked_version";
+pub const PRIMARY_CHECKS_TOTAL: &str = "slotgate_primary_checks_total";
+/// Results of `slotgate_primary_checks_total` (see `admin::failover::Health`).
+pub const CHECK_RESULTS: [&str; 3] = ["up", "refusing", "down"];
 
 /// Kinds of `slotgate_cutover_total`.
 pub const KINDS: [&str; 3] = ["switchover", "failover", "slot_move"];
@@ -27,6 +30,8 @@ pub struct CutoverMetrics {
     pub lease_expired: Counter,
     /// Latest prepare version this node acknowledged.
     pub acked_version: Gauge,
+    /// Health checks of primaries this node ran as meta leader, by [`CHECK_RESULTS`].
+    pub checks: [Counter; 3],
 }
 
 impl CutoverMetrics {
@@ -38,6 +43,7 @@ impl CutoverMetrics {
             metrics::describe_counter!(FAILOVER_TOTAL, "Failovers this node led (a primary declared dead).");
             metrics::describe_counter!(LEASE_EXPIRED_TOTAL, "Times this node's lease expired and it stopped serving.");
             metrics::describe_gauge!(ACKED_VERSION, "Latest cutover prepare version this node acknowledged.");
+            metrics::describe_counter!(PRIMARY_CHECKS_TOTAL, "Health checks of shard primaries run by this node as meta leader: up, refusing (answers but refuses the backend account; never failed over) or down.");
             CutoverMetrics {
                 freeze_seconds: metrics::histogram!(CUTOVER_FREEZE_SECONDS),
                 buffered: metrics::gauge!(BUFFERED_STATEMENTS),
@@ -48,6 +54,7 @@ impl CutoverMetrics {
                 failovers: metrics::counter!(FAILOVER_TOTAL),
                 lease_expired: metrics::counter!(LEASE_EXPIRED_TOTAL),
                 acked_version: metrics::gauge!(ACKED_VERSION),
+                checks: CHECK_RESULTS.map(|r| metrics::counter!(PRIMARY_CHECKS_TOTAL, "result" => r)),
             }
         })
     }
