@@ -160,24 +160,19 @@ impl NodePool {
 
     /// Upkeep of the per-connection state records: forgets connections idle longer than
     /// the pool keeps idle ones, and all of them when the node restarted (its boot time,
-    /// asked over a pooled connection, moved). Returns whether it restarted.
-    pub async fn upkeep_states(&self) -> bool {
+    /// asked over a pooled connection, moved).
+    pub async fn upkeep_states(&self) {
         let horizon = self.inner.idle_ttl + Duration::from_secs(60);
         self.inner.applied.prune(horizon);
         let ask = async {
             let mut c = self.acquire(false).await.ok()?;
             c.conn().query_first::<i64, _>(BOOT_SQL).await.ok().flatten()
         };
-        match tokio::time::timeout(Duration::from_secs(2), ask).await {
-            Ok(Some(boot)) => {
-                let restarted = self.inner.applied.booted(boot);
-                if restarted {
-                    self.inner.metrics.restarts.increment(1);
-                    tracing::info!(node = %self.inner.addr, "backend node restarted: its connections' session state is forgotten");
-                }
-                restarted
+        if let Ok(Some(boot)) = tokio::time::timeout(Duration::from_secs(2), ask).await {
+            if self.inner.applied.booted(boot) {
+                self.inner.metrics.restarts.increment(1);
+                tracing::info!(node = %self.inner.addr, "backend node restarted: its connections' session state is forgotten");
             }
-            _ => false,
         }
     }
 
