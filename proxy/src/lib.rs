@@ -9,6 +9,7 @@ pub mod backend;
 pub mod config;
 pub mod error;
 pub mod frontend;
+pub mod jobs;
 pub mod merge;
 pub mod metrics;
 pub mod router;

@@ -83,6 +83,12 @@ pub enum TopologyCommand {
     /// Commit of a switchover or failover: `primary` becomes the shard's primary (the old one
     /// becomes a replica unless `drop_old`) and the shard is unfrozen, in one version.
     Cutover { shard: String, primary: String, #[serde(default)] drop_old: bool },
+    /// Starts an online migration of `slots` (all owned by one shard) to shard `to`.
+    MigrationBegin { slots: Vec<SlotRange>, to: String },
+    /// A migration's job reached `phase`.
+    MigrationPhase { id: u64, phase: crate::migration::MigrationPhase, #[serde(default)] detail: String },
+    /// Asks a migration's job to roll back (before its cutover's commit only).
+    MigrationCancel { id: u64 },
 }
 
 /// Why a command was refused.
@@ -110,7 +116,7 @@ fn invalid(msg: impl Into<String>) -> CommandError {
 
 impl TopologyCommand {
     /// Every value [`TopologyCommand::kind`] returns.
-    pub const KINDS: [&'static str; 15] = [
+    pub const KINDS: [&'static str; 18] = [
         "init",
         "add_shard",
         "remove_shard",
@@ -126,6 +132,9 @@ impl TopologyCommand {
         "cutover",
         "freeze_slots",
         "unfreeze_slots",
+        "migration_begin",
+        "migration_phase",
+        "migration_cancel",
     ];
 
     /// A short name of the command, used in history and as a metric label.
@@ -146,6 +155,9 @@ impl TopologyCommand {
             TopologyCommand::Cutover { .. } => "cutover",
             TopologyCommand::FreezeSlots { .. } => "freeze_slots",
             TopologyCommand::UnfreezeSlots { .. } => "unfreeze_slots",
+            TopologyCommand::MigrationBegin { .. } => "migration_begin",
+            TopologyCommand::MigrationPhase { .. } => "migration_phase",
+            TopologyCommand::MigrationCancel { .. } => "migration_cancel",
         }
     }
 
@@ -196,6 +208,9 @@ impl TopologyCommand {
                 let idx = index(&next, shard)?;
                 if idx == next.home as usize {
                     return Err(invalid(format!("shard {shard:?} is the home shard (unsharded tables live there); it cannot be removed")));
+                }
+                if next.migrations.iter().any(|m| !m.phase.finished() && (m.to == *shard || m.from == *shard)) {
+                    return Err(invalid(format!("shard {shard:?} takes part in a slot migration in progress; wait for it to finish or cancel it")));
                 }
                 if next.moving.iter().any(|m| m.to == *shard) {
                     return Err(invalid(format!("shard {shard:?} is the target of a slot move in progress; wait for it to finish")));
@@ -256,6 +271,9 @@ impl TopologyCommand {
             TopologyCommand::AssignSlots { slots, to } => crate::moves::commit(&mut next, slots, to)?,
             TopologyCommand::FreezeSlots { slots, to } => crate::moves::freeze(&mut next, slots, to)?,
             TopologyCommand::UnfreezeSlots { slots, to } => crate::moves::unfreeze(&mut next, slots, to)?,
+            TopologyCommand::MigrationBegin { slots, to } => crate::migration::begin(&mut next, slots, to)?,
+            TopologyCommand::MigrationPhase { id, phase, detail } => crate::migration::set_phase(&mut next, *id, *phase, detail)?,
+            TopologyCommand::MigrationCancel { id } => crate::migration::cancel(&mut next, *id)?,
             TopologyCommand::SetPrimary { shard, primary, drop_old } => {
                 if next.is_frozen(shard) {
                     return Err(invalid(format!("shard {shard:?} is frozen for a cutover; wait for it to finish")));

@@ -5,10 +5,12 @@
 
 pub mod api;
 pub mod command;
+pub mod migration;
 mod moves;
 pub mod slot;
 pub mod topology;
 
 pub use command::{CommandError, SlotRange, TopologyCommand};
+pub use migration::{Migration, MigrationPhase};
 pub use slot::{slot_of, KeyValue};
 pub use topology::{Shard, SlotMove, ShardState, ShardingRule, Topology, TopologyError};

@@ -38,6 +38,7 @@ pub(crate) fn freeze(next: &mut Topology, slots: &[SlotRange], to: &str) -> Resu
     if let Some(s) = list.iter().find(|s| next.is_moving(**s)) {
         return Err(invalid(format!("slot {s} is already being moved; wait for that move to finish")));
     }
+    crate::migration::check_freeze(next, slots, to)?;
     next.moving.push(SlotMove { slots: slots.to_vec(), to: to.to_string() });
     Ok(())
 }
@@ -57,6 +58,7 @@ pub(crate) fn commit(next: &mut Topology, slots: &[SlotRange], to: &str) -> Resu
         next.slots[slot as usize] = idx;
     }
     next.moving.remove(pos);
+    crate::migration::committed(next, slots, to);
     Ok(())
 }
 

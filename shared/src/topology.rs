@@ -79,6 +79,16 @@ pub struct Topology {
     /// Slot moves prepared and not yet committed or rolled back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moving: Vec<SlotMove>,
+    /// Online slot migrations: the active ones and the last few finished ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub migrations: Vec<crate::migration::Migration>,
+    /// The id of the last migration begun.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub migration_seq: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Topology {
@@ -90,7 +100,7 @@ impl Topology {
         let n = shards.len().max(1) as u64;
         let slots = (0..slot_count as u64).map(|s| (s * n / slot_count as u64) as u16).collect();
         let home = shards.iter().position(|s| s.id == home).ok_or_else(|| TopologyError::UnknownShard(home.into()))? as u16;
-        let t = Topology { version: 1, slot_count, slots, shards, rules, home, frozen: vec![], moving: vec![] };
+        let t = Topology { version: 1, slot_count, slots, shards, rules, home, frozen: vec![], moving: vec![], migrations: vec![], migration_seq: 0 };
         t.validate()?;
         Ok(t)
     }

@@ -88,7 +88,7 @@ impl Switchover {
             .prefer_socket(false))
     }
 
-    pub(super) async fn connect(&self, addr: &str, within: Duration) -> Result<Conn, String> {
+    pub(crate) async fn connect(&self, addr: &str, within: Duration) -> Result<Conn, String> {
         let opts = self.backend_opts(addr)?;
         match tokio::time::timeout(within, Conn::new(opts)).await {
             Ok(Ok(c)) => Ok(c),

@@ -6,10 +6,12 @@
 
 pub mod cutover;
 pub mod meta;
+pub mod migration;
 
 use crate::error::ErrorKind;
 pub use cutover::CutoverMetrics;
 pub use meta::MetaMetrics;
+pub use migration::MigrationMetrics;
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use std::sync::Arc;
@@ -145,6 +147,7 @@ struct Inner {
     routing: RoutingMetrics,
     meta: MetaMetrics,
     cutover: CutoverMetrics,
+    migration: MigrationMetrics,
 }
 
 /// The node's metric handles and its Prometheus renderer.
@@ -216,11 +219,13 @@ impl Metrics {
         });
         let meta = MetaMetrics::register(&recorder);
         let cutover = CutoverMetrics::register(&recorder);
+        let migration = MigrationMetrics::register(&recorder);
         Metrics {
             inner: Arc::new(Inner {
                 routing,
                 meta,
                 cutover,
+                migration,
                 recorder,
                 handle,
                 client_connections,
@@ -257,6 +262,11 @@ impl Metrics {
     /// Cutover and lease handles.
     pub fn cutover(&self) -> &CutoverMetrics {
         &self.inner.cutover
+    }
+
+    /// Online slot migration handles.
+    pub fn migration(&self) -> &MigrationMetrics {
+        &self.inner.migration
     }
 
     pub fn connection_opened(&self) {

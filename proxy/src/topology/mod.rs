@@ -31,7 +31,7 @@ impl TopologyHandle {
 
     /// A handle with no topology yet (version 0, no shards).
     pub fn empty() -> TopologyHandle {
-        TopologyHandle::new(Topology { version: 0, slot_count: 0, slots: vec![], shards: vec![], rules: vec![], home: 0, frozen: vec![], moving: vec![] })
+        TopologyHandle::new(Topology { version: 0, slot_count: 0, slots: vec![], shards: vec![], rules: vec![], home: 0, frozen: vec![], moving: vec![], migrations: vec![], migration_seq: 0 })
     }
 
     pub fn load(&self) -> Arc<Topology> {
