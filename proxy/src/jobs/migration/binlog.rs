@@ -49,6 +49,17 @@ impl BinlogPos {
     }
 }
 
+/// A rotate event's file name without what follows it in the event (MariaDB sends the
+/// fake rotate with its checksum bytes after the name): the base name, a dot, and as many
+/// digits as the current file's extension has (more if the number grew).
+fn file_name(raw: &str, current: &str) -> String {
+    let Some((base, rest)) = raw.rsplit_once('.') else { return raw.to_string() };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let want = current.rsplit_once('.').map(|(_, e)| e.len()).unwrap_or(digits.len());
+    let keep = if digits.len() > want && raw.starts_with(current) { want } else { digits.len() };
+    format!("{base}.{}", &digits[..keep])
+}
+
 /// Counters of what the applier did.
 #[derive(Debug, Clone, Default)]
 pub struct Applied {
@@ -122,7 +133,7 @@ impl Applier {
         };
         match data {
             Some(EventData::RotateEvent(r)) => {
-                self.pos = BinlogPos { file: r.name().into_owned(), pos: r.position() };
+                self.pos = BinlogPos { file: file_name(&r.name(), &self.pos.file), pos: r.position() };
                 return Ok(());
             }
             Some(EventData::QueryEvent(q)) => {
@@ -279,4 +290,14 @@ async fn delete(target: &mut Conn, table: &TableInfo, row: &[Value]) -> Result<(
     let params: Vec<Value> = table.pk.iter().map(|i| row[*i].clone()).collect();
     target.exec_drop(format!("DELETE FROM {} WHERE {cond}", table.quoted), params).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rotate_names_lose_their_trailing_bytes() {
+        assert_eq!(super::file_name("mariadb-bin.000001K,t", "mariadb-bin.000001"), "mariadb-bin.000001");
+        assert_eq!(super::file_name("mariadb-bin.000002", "mariadb-bin.000001"), "mariadb-bin.000002");
+        assert_eq!(super::file_name("mariadb-bin.0000017", "mariadb-bin.000001"), "mariadb-bin.000001");
+    }
 }
