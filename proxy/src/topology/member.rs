@@ -86,19 +86,22 @@ async fn raft_gauges(node: MetaNode, metrics: Metrics, cancel: CancellationToken
         g.is_leader.set(if m.current_leader == Some(node.id()) { 1.0 } else { 0.0 });
         g.term.set(m.current_term as f64);
         g.applied_index.set(m.last_applied.map_or(0, |l| l.index) as f64);
+        // The lease is a local clock check: looked at on every wake-up, before anything that
+        // waits on the Raft core, so that no expiry goes uncounted.
+        let serving = node.serving();
+        if was_serving && !serving {
+            metrics.cutover().lease_expired.increment(1);
+            tracing::warn!("lease with the meta group expired: not serving clients until it is renewed");
+        }
+        was_serving = serving;
         if sample {
-            if let Ok(Some(c)) = node.raft().with_raft_state(|s| s.committed.map(|c| c.index)).await {
+            let committed = node.raft().with_raft_state(|s| s.committed.map(|c| c.index));
+            if let Ok(Ok(Some(c))) = tokio::time::timeout(Duration::from_millis(200), committed).await {
                 g.commit_index.set(c as f64);
             }
             if let Some(s) = node.last_contact_seconds() {
                 g.last_contact_seconds.set(s);
             }
-            let serving = node.serving();
-            if was_serving && !serving {
-                metrics.cutover().lease_expired.increment(1);
-                tracing::warn!("lease with the meta group expired: not serving clients until it is renewed");
-            }
-            was_serving = serving;
         }
         tokio::select! {
             _ = tick.tick() => sample = true,
