@@ -43,8 +43,8 @@ impl BinlogPos {
     pub async fn current(conn: &mut Conn) -> Result<BinlogPos, MigrationError> {
         let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
         let row = row.ok_or_else(|| MigrationError::Check("the source has no binary log (log_bin is OFF); start it with --log-bin".into()))?;
-        let file: String = row.get(0).unwrap_or_default();
-        let pos: u64 = row.get(1).unwrap_or(0);
+        let file: String = row.get_opt(0).and_then(Result::ok).unwrap_or_default();
+        let pos: u64 = row.get_opt(1).and_then(Result::ok).unwrap_or(0);
         Ok(BinlogPos { file, pos })
     }
 }

@@ -34,10 +34,7 @@ pub async fn copy_table(source: &mut Conn, target: &mut Conn, table: &TableInfo,
     let mut copied = 0u64;
     loop {
         ctl.check()?;
-        let (cond, params) = match &last {
-            None => (String::new(), Vec::new()),
-            Some(k) => (format!(" AND ({pk}) > ({})", vec!["?"; k.len()].join(", ")), k.clone()),
-        };
+        let (cond, params) = after(&pk, last.as_deref());
         let sql = format!("SELECT {} FROM {} WHERE {filter}{cond} ORDER BY {pk} LIMIT {batch}", table.column_list(), table.quoted);
         let rows: Vec<Row> = source.exec(sql, params).await?;
         if rows.is_empty() {
@@ -48,6 +45,14 @@ pub async fn copy_table(source: &mut Conn, target: &mut Conn, table: &TableInfo,
         write_batch(target, table, &values).await?;
         copied += values.len() as u64;
         ctl.copied(values.len() as u64).await;
+    }
+}
+
+/// The keyset condition `AND (pk) > (last key)` and its parameters (none before the first batch).
+fn after(pk: &str, last: Option<&[Value]>) -> (String, Vec<Value>) {
+    match last {
+        None => (String::new(), Vec::new()),
+        Some(k) => (format!(" AND ({pk}) > ({})", vec!["?"; k.len()].join(", ")), k.to_vec()),
     }
 }
 
@@ -75,10 +80,7 @@ pub async fn delete_slots(conn: &mut Conn, table: &TableInfo, slot_count: u32, s
     let mut last: Option<Vec<Value>> = None;
     loop {
         ctl.check_running()?;
-        let (cond, params) = match &last {
-            None => (String::new(), Vec::new()),
-            Some(k) => (format!(" AND ({pk}) > ({})", vec!["?"; k.len()].join(", ")), k.clone()),
-        };
+        let (cond, params) = after(&pk, last.as_deref());
         let sql = format!("SELECT {pk} FROM {} WHERE {filter}{cond} ORDER BY {pk} LIMIT {batch}", table.quoted);
         let keys: Vec<Row> = conn.exec(sql, params).await?;
         if keys.is_empty() {
@@ -87,7 +89,7 @@ pub async fn delete_slots(conn: &mut Conn, table: &TableInfo, slot_count: u32, s
         let n = keys.len();
         let one = format!("({})", vec!["?"; table.pk.len()].join(", "));
         let params: Vec<Value> = keys.into_iter().flat_map(Row::unwrap).collect();
-        last = Some(params[params.len() - table.pk.len()..].to_vec());
+        last = Some(params[params.len().saturating_sub(table.pk.len())..].to_vec());
         let sql = format!("DELETE FROM {} WHERE ({pk}) IN ({}) AND {filter}", table.quoted, vec![one; n].join(", "));
         conn.exec_drop(sql, params).await?;
         deleted += n as u64;
