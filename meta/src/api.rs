@@ -120,7 +120,8 @@ fn protocol_step(command: &TopologyCommand) -> Option<&'static str> {
         TopologyCommand::FreezeSlots { .. } | TopologyCommand::AssignSlots { .. } => Some("`slotctl slots assign` (POST /slots/move)"),
         TopologyCommand::Freeze { .. } | TopologyCommand::Cutover { .. } => Some("`slotctl switchover` or `slotctl failover`"),
         // Steps of an online migration's leader-run job (proxy/src/jobs/migration).
-        TopologyCommand::MigrationBegin { .. } | TopologyCommand::MigrationPhase { .. } => Some("a migration job (online migration is not exposed yet: see README)"),
+        TopologyCommand::MigrationBegin { .. } => Some("`slotctl slots migrate` (POST /migrations), which checks the shards first"),
+        TopologyCommand::MigrationPhase { .. } => Some("the migration's leader-run job"),
         _ => None,
     }
 }

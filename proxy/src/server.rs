@@ -136,7 +136,14 @@ impl Node {
                 metrics: metrics.clone(),
                 active: Default::default(),
             }),
+            jobs: None,
         };
+        let mut admin_state = admin_state;
+        if let Some(sw) = &admin_state.switchover {
+            let jobs = crate::jobs::Jobs::new(sw.clone(), config.migration.clone());
+            tracker.spawn(jobs.clone().run(cancel.clone(), tracker.clone()));
+            admin_state.jobs = Some(jobs);
+        }
         if let (Some(sw), Some(m)) = (&admin_state.switchover, &config.meta) {
             if m.failover_check_ms > 0 {
                 let interval = Duration::from_millis(m.failover_check_ms);

@@ -90,3 +90,39 @@ pub struct AddMember {
     pub id: u64,
     pub addr: String,
 }
+
+/// `POST /migrations`: start an online migration of `slots` ("0-63,100") to shard `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrateRequest {
+    pub slots: String,
+    pub to: String,
+    /// Recorded in the topology history.
+    #[serde(default)]
+    pub actor: Option<String>,
+}
+
+/// Live numbers of a migration's job on the meta leader (not in Raft: a new leader's job
+/// starts its own).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MigrationProgress {
+    pub rows_copied: u64,
+    pub rows_estimated: u64,
+    pub binlog_events: u64,
+    pub binlog_rows_applied: u64,
+    pub lag_seconds: f64,
+    pub rows_deleted: u64,
+    /// Seconds left in the copy at the current rate, when known.
+    pub eta_seconds: Option<u64>,
+    pub cutover_pause_ms: Option<u64>,
+}
+
+/// `GET /migrations[/{id}]`: a migration as the topology records it, with its job's progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationView {
+    #[serde(flatten)]
+    pub migration: crate::Migration,
+    /// The slots as `slotctl` writes them.
+    pub slot_list: String,
+    /// None before the leader's job started, or after a leader change until the new job reports.
+    pub progress: Option<MigrationProgress>,
+}

@@ -11,6 +11,6 @@ pub mod slot;
 pub mod topology;
 
 pub use command::{CommandError, SlotRange, TopologyCommand};
-pub use migration::{Migration, MigrationPhase};
+pub use migration::{Migration, MigrationPhase, KEEP_FINISHED};
 pub use slot::{slot_of, KeyValue};
 pub use topology::{Shard, SlotMove, ShardState, ShardingRule, Topology, TopologyError};

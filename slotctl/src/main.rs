@@ -12,7 +12,7 @@ mod time;
 
 use anyhow::{anyhow, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use commands::{apply, history, member, status, topology, Ctx};
+use commands::{apply, history, member, migration, status, topology, Ctx};
 use slotgate_shared::{Shard, ShardState, ShardingRule, SlotRange, TopologyCommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +55,9 @@ enum Command {
     /// Assign slots to a shard, or list who owns which slots.
     #[command(subcommand)]
     Slots(SlotsCmd),
+    /// Follow or cancel online slot migrations (start one with `slots migrate`).
+    #[command(subcommand)]
+    Migration(MigrationCmd),
     /// Change a shard's primary.
     #[command(subcommand)]
     Primary(PrimaryCmd),
@@ -174,8 +177,31 @@ enum SlotsCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Move slots and their rows to another shard, online: copy, binlog catch-up, verify,
+    /// cutover (writes on those slots pause briefly), cleanup. Run by the meta leader.
+    Migrate {
+        /// Slots and slot ranges, comma-separated: 0-63,100.
+        #[arg(value_name = "RANGES", value_parser = |s: &str| SlotRange::parse_list(s).map(Slots))]
+        ranges: Slots,
+        /// The shard that gets them (add it first with `shard add`).
+        #[arg(long, value_name = "SHARD")]
+        to: String,
+        /// Wait until the migration ends, printing each phase; fail unless it ends done.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Slot ranges per shard.
     List,
+}
+
+#[derive(Subcommand)]
+enum MigrationCmd {
+    /// Every migration the topology records (active and the last finished ones).
+    List,
+    /// One migration: phase, rows copied, binlog lag, ETA.
+    Show { id: u64 },
+    /// Roll a migration back before its cutover: the source keeps the slots.
+    Cancel { id: u64 },
 }
 
 #[derive(Subcommand)]
@@ -277,6 +303,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Member(MemberCmd::Remove { id }) => return member::remove(&ctx, id).await,
         Command::Switchover { shard, to } => return member::switchover(&ctx, shard, to).await,
         Command::Failover { shard } => return member::failover(&ctx, shard).await,
+        Command::Slots(SlotsCmd::Migrate { ranges, to, wait }) => return migration::migrate(&ctx, &ranges.0, to, wait).await,
+        Command::Migration(MigrationCmd::List) => return migration::list(&ctx).await,
+        Command::Migration(MigrationCmd::Show { id }) => return migration::show(&ctx, id).await,
+        Command::Migration(MigrationCmd::Cancel { id }) => return migration::cancel(&ctx, id).await,
         Command::Slots(SlotsCmd::Assign { ranges, to, force }) => {
             return member::move_slots(&ctx, &ranges.0, to, force).await;
         }

@@ -3,10 +3,12 @@
 //!
 //! Contract: `/healthz` answers while the process runs; `/readyz` only while the node accepts
 //! clients, has a topology and its home shard answers; `/metrics` needs the bearer token when
-//! `node.admin_token` is set. No handler reveals secrets.
+//! `node.admin_token` is set. No handler reveals secrets. Leader-only endpoints (switchover,
+//! failover, slot moves, migrations) run on the meta leader; other nodes forward them there.
 
 mod failover;
 mod gtid;
+mod migrations;
 mod rule_check;
 mod slot_check;
 mod slot_move;
@@ -18,6 +20,10 @@ pub use slot_move::{MoveReply, MoveRequest};
 pub use switchover::{Switchover, SwitchoverReply, SwitchoverRequest};
 
 use crate::backend::Backends;
+use crate::jobs::Jobs;
+use slotgate_shared::api::MigrateRequest;
+use axum::extract::Path;
+use axum::http::Method;
 use crate::topology::TopologyHandle;
 use crate::metrics::Metrics;
 use axum::extract::State;
@@ -39,6 +45,8 @@ pub struct AdminState {
     pub token: Option<Arc<str>>,
     /// Planned switchovers (nodes of a meta group only).
     pub switchover: Option<Switchover>,
+    /// Leader-run jobs (nodes of a meta group only).
+    pub jobs: Option<Jobs>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -49,6 +57,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/switchover", axum::routing::post(switchover))
         .route("/failover", axum::routing::post(failover))
         .route("/slots/move", axum::routing::post(move_slots))
+        .route("/migrations", axum::routing::post(migrate).get(migration_list))
+        .route("/migrations/{id}", get(migration_show))
+        .route("/migrations/{id}/cancel", axum::routing::post(migration_cancel))
         .with_state(state)
 }
 
@@ -88,45 +99,56 @@ fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// `POST /switchover {"shard", "to"?}`: runs on the meta leader (others forward it there).
 async fn switchover(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    on_leader(s, headers, body, "/switchover").await
+    on_leader(s, headers, body, Method::POST, "/switchover".into()).await
 }
 
 /// `POST /failover {"shard"}`: forces the unplanned-failover path, on the meta leader.
 async fn failover(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    on_leader(s, headers, body, "/failover").await
+    on_leader(s, headers, body, Method::POST, "/failover".into()).await
 }
 
 /// `POST /slots/move {"slots", "to", "force"?}`: moves slots through the cutover protocol.
 async fn move_slots(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    on_leader(s, headers, body, "/slots/move").await
+    on_leader(s, headers, body, Method::POST, "/slots/move".into()).await
 }
 
-async fn on_leader(s: AdminState, headers: HeaderMap, body: axum::body::Bytes, path: &str) -> Response {
+/// `POST /migrations {"slots", "to"}` starts an online migration; `GET /migrations` lists them.
+async fn migrate(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    on_leader(s, headers, body, Method::POST, "/migrations".into()).await
+}
+
+async fn migration_list(State(s): State<AdminState>, headers: HeaderMap) -> Response {
+    on_leader(s, headers, Default::default(), Method::GET, "/migrations".into()).await
+}
+
+/// `GET /migrations/{id}`.
+async fn migration_show(State(s): State<AdminState>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
+    on_leader(s, headers, Default::default(), Method::GET, format!("/migrations/{id}")).await
+}
+
+/// `POST /migrations/{id}/cancel`.
+async fn migration_cancel(State(s): State<AdminState>, headers: HeaderMap, Path(id): Path<u64>, body: axum::body::Bytes) -> Response {
+    on_leader(s, headers, body, Method::POST, format!("/migrations/{id}/cancel")).await
+}
+
+/// Runs a leader-only request here when this node leads, else forwards it to the leader.
+async fn on_leader(s: AdminState, headers: HeaderMap, body: axum::body::Bytes, method: Method, path: String) -> Response {
     if !authorized(&headers, s.token.as_deref()) {
         return json_error(StatusCode::UNAUTHORIZED, "admin token missing or wrong; pass --token or set SLOTGATE_ADMIN_TOKEN");
     }
-    let Some(sw) = &s.switchover else {
+    let (Some(sw), Some(jobs)) = (&s.switchover, &s.jobs) else {
         return json_error(StatusCode::BAD_REQUEST, "this node is not part of a meta group ([meta] is not configured)");
     };
-    let bad = |e: serde_json::Error| json_error(StatusCode::BAD_REQUEST, format!("bad request: {e}"));
-    let work = if path == "/slots/move" {
-        match serde_json::from_slice::<MoveRequest>(&body) {
-            Ok(r) => Work::Move(r),
-            Err(e) => return bad(e),
-        }
-    } else {
-        match serde_json::from_slice::<SwitchoverRequest>(&body) {
-            Ok(r) if path == "/failover" => Work::Failover(r),
-            Ok(r) => Work::Switchover(r),
-            Err(e) => return bad(e),
-        }
+    let work = match Work::parse(&method, &path, &body) {
+        Ok(w) => w,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
     };
     if !sw.meta.is_leader() {
         let Some((_, addr)) = sw.meta.leader_addr() else {
             return json_error(StatusCode::SERVICE_UNAVAILABLE, "the meta group has no leader yet; retry in a few seconds");
         };
         let mut fwd = reqwest::Client::new()
-            .post(format!("http://{addr}{path}"))
+            .request(method, format!("http://{addr}{path}"))
             .timeout(sw.meta.cutover_budget() + Duration::from_secs(30))
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
@@ -142,12 +164,26 @@ async fn on_leader(s: AdminState, headers: HeaderMap, body: axum::body::Bytes, p
             Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot reach the meta leader at {addr}: {e}; retry")),
         };
     }
-    let result = match work {
-        Work::Failover(r) => sw.failover(&r.shard).await.map(|x| axum::Json(x).into_response()),
-        Work::Switchover(r) => sw.run(&r).await.map(|x| axum::Json(x).into_response()),
-        Work::Move(r) => sw.move_slots(&r).await.map(|x| axum::Json(x).into_response()),
-    };
-    result.unwrap_or_else(|e| json_error(StatusCode::CONFLICT, e))
+    match work {
+        Work::Failover(r) => answer(sw.failover(&r.shard).await),
+        Work::Switchover(r) => answer(sw.run(&r).await),
+        Work::Move(r) => answer(sw.move_slots(&r).await),
+        Work::Migrate(r) => answer(migrations::begin(jobs, &r).await),
+        Work::Migrations => answer(Ok(migrations::list(jobs).await)),
+        Work::Migration(id) => match migrations::list(jobs).await.into_iter().find(|m| m.migration.id == id) {
+            Some(m) => answer(Ok(m)),
+            None => json_error(StatusCode::NOT_FOUND, format!("no migration {id} (the topology keeps the last {} finished ones)", slotgate_shared::KEEP_FINISHED)),
+        },
+        Work::Cancel(id, actor) => answer(migrations::cancel(jobs, id, actor).await),
+    }
+}
+
+/// A job's answer as JSON, or its refusal as 409 with the sentence saying why.
+fn answer<T: serde::Serialize>(r: Result<T, String>) -> Response {
+    match r {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => json_error(StatusCode::CONFLICT, e),
+    }
 }
 
 /// What a leader-only endpoint asks for.
@@ -155,6 +191,31 @@ enum Work {
     Switchover(SwitchoverRequest),
     Failover(SwitchoverRequest),
     Move(MoveRequest),
+    Migrate(MigrateRequest),
+    Migrations,
+    Migration(u64),
+    Cancel(u64, Option<String>),
+}
+
+impl Work {
+    fn parse(method: &Method, path: &str, body: &[u8]) -> Result<Work, String> {
+        let bad = |e: serde_json::Error| format!("bad request: {e}");
+        let id = |p: &str| p.parse::<u64>().map_err(|_| format!("bad migration id {p:?}"));
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        Ok(match (method == Method::GET, parts.as_slice()) {
+            (false, ["switchover"]) => Work::Switchover(serde_json::from_slice(body).map_err(bad)?),
+            (false, ["failover"]) => Work::Failover(serde_json::from_slice(body).map_err(bad)?),
+            (false, ["slots", "move"]) => Work::Move(serde_json::from_slice(body).map_err(bad)?),
+            (false, ["migrations"]) => Work::Migrate(serde_json::from_slice(body).map_err(bad)?),
+            (true, ["migrations"]) => Work::Migrations,
+            (true, ["migrations", n]) => Work::Migration(id(n)?),
+            (false, ["migrations", n, "cancel"]) => {
+                let actor = serde_json::from_slice::<serde_json::Value>(body).ok().and_then(|v| v["actor"].as_str().map(String::from));
+                Work::Cancel(id(n)?, actor)
+            }
+            _ => return Err(format!("no endpoint {method} {path}")),
+        })
+    }
 }
 
 async fn readyz(State(s): State<AdminState>) -> Response {

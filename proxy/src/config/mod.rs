@@ -48,6 +48,9 @@ pub struct Config {
     /// `[meta]`: this node is a member of the embedded Raft meta group that owns the topology.
     #[serde(default)]
     pub meta: Option<MetaConfig>,
+    /// `[migration]`: how online slot migrations copy, catch up and cut over.
+    #[serde(default)]
+    pub migration: crate::jobs::migration::MigrationSettings,
 }
 
 /// `[node]`: this process's identity, listeners and limits.

@@ -71,6 +71,7 @@ impl Jobs {
                 if self.running.contains_key(&m.id) {
                     continue;
                 }
+                tracing::info!(migration = m.id, phase = m.phase.name(), "migration job starts on this node (the meta leader)");
                 let progress = Arc::new(Mutex::new(Progress::default()));
                 self.running.insert(m.id, progress.clone());
                 let ctl = Control::new(self.sw.clone(), m.id, self.settings.clone(), progress.clone(), cancel.clone());

@@ -17,8 +17,8 @@ use sqlparser::ast::{ObjectName, ObjectType, Statement, Visit, Visitor};
 use std::ops::ControlFlow;
 
 pub(crate) fn route_other(stmt: &Statement, topo: &Topology, ctx: &RouteContext<'_>) -> Result<Route, RouteError> {
-    let session = Ok(Route { kind: StatementKind::Session, target: Target::Home });
-    let everywhere = || Ok(Route { kind: StatementKind::Ddl, target: Target::Broadcast { shards: (0..topo.shards.len()).collect() } });
+    let session = Ok(Route::new(StatementKind::Session, Target::Home));
+    let everywhere = || Ok(Route::new(StatementKind::Ddl, Target::Broadcast { shards: (0..topo.shards.len()).collect() }));
     match stmt {
         Statement::Set(_) => {
             // `SET @x = (SELECT ...)` reads tables: run it where they are (one shard at most).
@@ -26,7 +26,7 @@ pub(crate) fn route_other(stmt: &Statement, topo: &Topology, ctx: &RouteContext<
             a.scope(&[], None, 1, |a| a.scan(stmt, 1));
             match a.decide() {
                 Ok(Decision::Unsharded) => session,
-                Ok(Decision::Single(shard)) => Ok(Route { kind: StatementKind::Session, target: Target::Single { shard } }),
+                Ok(Decision::Single(shard)) => Ok(Route::new(StatementKind::Session, Target::Single { shard })),
                 _ => Err(RouteError::unsupported(
                     "SET with a subquery over sharded tables is supported only when the subquery is pinned to one shard",
                 )),
@@ -59,7 +59,7 @@ pub(crate) fn route_other(stmt: &Statement, topo: &Topology, ctx: &RouteContext<
         | Statement::ShowObjects(_)
         | Statement::ShowTables { .. }
         | Statement::ShowViews { .. }
-        | Statement::ExplainTable { .. } => Ok(Route { kind: StatementKind::Read, target: Target::Home }),
+        | Statement::ExplainTable { .. } => Ok(Route::new(StatementKind::Read, Target::Home)),
         Statement::CreateDatabase { .. } | Statement::CreateSchema { .. } | Statement::AlterSchema(_) => everywhere(),
         Statement::Drop { object_type: ObjectType::Database | ObjectType::Schema, .. } => everywhere(),
         Statement::Drop { object_type: ObjectType::Table, names, temporary, .. } => tables(names.iter(), *temporary, topo, ctx),
@@ -84,7 +84,7 @@ pub(crate) fn route_other(stmt: &Statement, topo: &Topology, ctx: &RouteContext<
             if list.iter().any(|r| is_sharded(&r.old_name, topo, ctx) || is_sharded(&r.new_name, topo, ctx)) {
                 everywhere()
             } else {
-                Ok(Route { kind: StatementKind::Ddl, target: Target::Home })
+                Ok(Route::new(StatementKind::Ddl, Target::Home))
             }
         }
         Statement::LockTables { tables: list } => {
@@ -108,7 +108,7 @@ pub(crate) fn route_other(stmt: &Statement, topo: &Topology, ctx: &RouteContext<
                 "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "MERGE" | "LOAD" | "CALL" | "COPY" => StatementKind::Write,
                 _ => StatementKind::Session,
             };
-            Ok(Route { kind, target: Target::Home })
+            Ok(Route::new(kind, Target::Home))
         }
     }
 }
@@ -129,7 +129,7 @@ fn tables<'n>(names: impl IntoIterator<Item = &'n ObjectName>, temporary: bool, 
         ));
     }
     let target = if sharded > 0 { Target::Broadcast { shards: (0..topo.shards.len()).collect() } } else { Target::Home };
-    Ok(Route { kind: StatementKind::Ddl, target })
+    Ok(Route::new(StatementKind::Ddl, target))
 }
 
 fn is_sharded(name: &ObjectName, topo: &Topology, ctx: &RouteContext<'_>) -> bool {

@@ -7,7 +7,9 @@
 //! row's own shard (a row cannot move between shards), LIMIT on several shards, joins or
 //! subqueries that are not co-located.
 
+use super::foreign::{attach, Node};
 use super::key::{key_of_expr, KeyLit};
+use super::literal::render;
 use super::merge::MergePlan;
 use super::decide::Decision;
 use super::scope::Analyzer;
@@ -26,7 +28,9 @@ pub(crate) fn route_update(u: &Update, topo: &Topology, ctx: &RouteContext<'_>) 
     exprs.extend(u.selection.iter());
     exprs.extend(u.order_by.iter().map(|o| &o.expr));
     exprs.extend(u.limit.iter());
-    route_dml(&from, u.selection.as_ref(), &exprs, &u.assignments, u.limit.is_some(), topo, ctx)
+    let mut route = route_dml(&from, u.selection.as_ref(), &exprs, &u.assignments, u.limit.is_some(), topo, ctx)?;
+    attach(&mut route, Node::Update(u), topo, ctx, &print(ctx))?;
+    Ok(route)
 }
 
 pub(crate) fn route_delete(d: &Delete, topo: &Topology, ctx: &RouteContext<'_>) -> Result<Route, RouteError> {
@@ -39,7 +43,18 @@ pub(crate) fn route_delete(d: &Delete, topo: &Topology, ctx: &RouteContext<'_>) 
     let mut exprs: Vec<&Expr> = d.selection.iter().collect();
     exprs.extend(d.order_by.iter().map(|o| &o.expr));
     exprs.extend(d.limit.iter());
-    route_dml(&from, d.selection.as_ref(), &exprs, &[], d.limit.is_some(), topo, ctx)
+    let mut route = route_dml(&from, d.selection.as_ref(), &exprs, &[], d.limit.is_some(), topo, ctx)?;
+    attach(&mut route, Node::Delete(d), topo, ctx, &print(ctx))?;
+    Ok(route)
+}
+
+/// An UPDATE or DELETE printed with its parameters inlined.
+fn print<'c>(ctx: &'c RouteContext<'_>) -> impl Fn(&Node<'_>) -> Result<String, RouteError> + 'c {
+    move |n| match n {
+        Node::Update(u) => render(*u, ctx.params),
+        Node::Delete(d) => render(*d, ctx.params),
+        Node::Query(q) => render(*q, ctx.params),
+    }
 }
 
 fn route_dml(
@@ -73,7 +88,7 @@ fn route_dml(
             }
         }
     }
-    let write = |target| Ok(Route { kind: StatementKind::Write, target });
+    let write = |target| Ok(Route::new(StatementKind::Write, target));
     let moves = |shard: Option<usize>| -> Result<(), RouteError> {
         for (column, value, tuple) in &key_targets {
             let same = match (shard, key_of_expr(value, ctx.params), tuple) {

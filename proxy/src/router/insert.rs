@@ -19,7 +19,7 @@ use sqlparser::ast::{Assignment, AssignmentTarget, Expr, Insert, ObjectName, OnI
 use std::collections::BTreeMap;
 
 pub(crate) fn route_insert(ins: &Insert, topo: &Topology, ctx: &RouteContext<'_>) -> Result<Route, RouteError> {
-    let write = |target| Ok(Route { kind: StatementKind::Write, target });
+    let write = |target| Ok(Route::new(StatementKind::Write, target));
     let TableObject::TableName(name) = &ins.table else {
         return Err(RouteError::unsupported("INSERT INTO a table function is not supported"));
     };

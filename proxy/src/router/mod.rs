@@ -23,6 +23,7 @@ mod ddl;
 mod decide;
 mod dml;
 mod error;
+mod foreign;
 mod insert;
 mod key;
 mod literal;
@@ -36,6 +37,8 @@ mod unparsed;
 mod tests;
 #[cfg(test)]
 mod tests_edge;
+#[cfg(test)]
+mod tests_foreign;
 #[cfg(test)]
 mod tests_select;
 
@@ -78,6 +81,22 @@ pub enum StatementKind {
 pub struct Route {
     pub kind: StatementKind,
     pub target: Target,
+    /// Texts that replace the statement on some of the target's shards (self-contained,
+    /// parameters inlined): a shard holding rows of slots it does not own (an online
+    /// migration's copies on its target, its leftovers on its source) runs the statement with
+    /// those rows filtered out (see `foreign`).
+    pub per_shard: Vec<(usize, String)>,
+}
+
+impl Route {
+    pub fn new(kind: StatementKind, target: Target) -> Route {
+        Route { kind, target, per_shard: Vec::new() }
+    }
+
+    /// The text to run on shard `idx` instead of the statement, if any.
+    pub fn text_for(&self, idx: usize) -> Option<&str> {
+        self.per_shard.iter().find(|(i, _)| *i == idx).map(|(_, s)| s.as_str())
+    }
 }
 
 /// The shard(s) a statement runs on. Shard numbers are indices in `Topology::shards`; lists are
@@ -137,7 +156,7 @@ fn route_statement(stmt: &Statement, topo: &Topology, ctx: &RouteContext<'_>) ->
 
 fn combine(routes: Vec<Route>, topo: &Topology) -> Result<Route, RouteError> {
     if routes.len() <= 1 {
-        return Ok(routes.into_iter().next().unwrap_or(Route { kind: StatementKind::Session, target: Target::Home }));
+        return Ok(routes.into_iter().next().unwrap_or(Route::new(StatementKind::Session, Target::Home)));
     }
     let rank = |k: StatementKind| match k {
         StatementKind::Session => 0,
@@ -172,5 +191,5 @@ fn combine(routes: Vec<Route>, topo: &Topology) -> Result<Route, RouteError> {
         Some(s) if !all_home => Target::Single { shard: s },
         _ => Target::Home,
     };
-    Ok(Route { kind, target })
+    Ok(Route::new(kind, target))
 }

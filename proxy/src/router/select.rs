@@ -11,6 +11,7 @@
 //! DISTINCT with hidden columns or with aggregates, `*` with aggregates.
 
 use super::aggregate::{aggregate_of, no_nested_aggregate, AggKind};
+use super::foreign::{attach, Node};
 use super::literal::render;
 use super::merge::{AggFunc, Aggregate, MergePlan, SortKey};
 use super::decide::Decision;
@@ -39,7 +40,16 @@ pub(crate) fn route_query(q: &Query, topo: &Topology, ctx: &RouteContext<'_>) ->
             }
         }
     };
-    Ok(Route { kind, target })
+    let mut route = Route::new(kind, target);
+    let print = |n: &Node<'_>| match n {
+        Node::Query(q) => match plan_select(q, ctx.params)?.0 {
+            Some(sql) => Ok(sql),
+            None => render(*q, ctx.params),
+        },
+        _ => Err(RouteError::unsupported("internal: a SELECT route printed another statement")),
+    };
+    attach(&mut route, Node::Query(q), topo, ctx, &print)?;
+    Ok(route)
 }
 
 struct Item<'q> {

@@ -52,7 +52,7 @@ fn unsupported(sql: &str) -> String {
 fn point_selects() {
     let t = topo();
     let s42 = shard(42);
-    assert_eq!(route_sql("SELECT * FROM orders WHERE customer_id = 42").unwrap(), Route { kind: StatementKind::Read, target: Target::Single { shard: s42 } });
+    assert_eq!(route_sql("SELECT * FROM orders WHERE customer_id = 42").unwrap(), Route::new(StatementKind::Read, Target::Single { shard: s42 }));
     assert_eq!(route_in(None, "SELECT * FROM shop.orders WHERE customer_id = 42", &[]).unwrap().target, Target::Single { shard: s42 });
     assert_eq!(target("SELECT * FROM orders WHERE 42 = customer_id AND status = 'x'"), Target::Single { shard: s42 });
     assert_eq!(target("SELECT * FROM orders o WHERE (o.customer_id = 42) AND o.total > 5"), Target::Single { shard: s42 });
@@ -151,7 +151,7 @@ fn insert_split() {
     }
     // All rows on one shard: the original text.
     let sql = format!("INSERT INTO orders (note, customer_id) VALUES ('a', {}), ('b', {})", k[0], sibling(k[0]));
-    assert_eq!(route_sql(&sql).unwrap(), Route { kind: StatementKind::Write, target: Target::Single { shard: shard(k[0]) } });
+    assert_eq!(route_sql(&sql).unwrap(), Route::new(StatementKind::Write, Target::Single { shard: shard(k[0]) }));
     // REPLACE and parameters (inlined in the parts).
     let params = [MyValue::Int(k[0]), MyValue::Bytes(b"it's".to_vec()), MyValue::Int(k[1]), MyValue::NULL];
     let parts = split_parts(route_in(Some("shop"), "REPLACE INTO orders (customer_id, note) VALUES (?, ?), (?, ?)", &params).unwrap().target);
@@ -181,14 +181,14 @@ fn insert_refusals() {
     assert!(unsupported("INSERT INTO orders (customer_id) VALUES (1) ON DUPLICATE KEY UPDATE customer_id = 2").contains("shard key"));
     assert!(unsupported("INSERT INTO settings (a) SELECT total FROM orders").contains("unsharded"));
     assert_eq!(target("INSERT INTO settings (a) SELECT b FROM other_settings"), Target::Home);
-    assert_eq!(route_sql("INSERT INTO settings VALUES (1)").unwrap(), Route { kind: StatementKind::Write, target: Target::Home });
+    assert_eq!(route_sql("INSERT INTO settings VALUES (1)").unwrap(), Route::new(StatementKind::Write, Target::Home));
 }
 
 #[test]
 fn update_and_delete() {
     let s42 = shard(42);
     let all: Vec<usize> = (0..4).collect();
-    assert_eq!(route_sql("UPDATE orders SET status = 'x' WHERE customer_id = 42").unwrap(), Route { kind: StatementKind::Write, target: Target::Single { shard: s42 } });
+    assert_eq!(route_sql("UPDATE orders SET status = 'x' WHERE customer_id = 42").unwrap(), Route::new(StatementKind::Write, Target::Single { shard: s42 }));
     assert_eq!(target("DELETE FROM orders WHERE customer_id = 42 LIMIT 1"), Target::Single { shard: s42 });
     assert_eq!(target("UPDATE orders SET status = 'x' WHERE status = 'y'"), Target::ScatterWrite { shards: all.clone() });
     assert_eq!(target("DELETE FROM orders"), Target::ScatterWrite { shards: all.clone() });
@@ -226,10 +226,10 @@ fn ddl() {
         "RENAME TABLE orders TO orders_old",
         "RENAME TABLE orders_new TO orders",
     ] {
-        assert_eq!(route_sql(sql).unwrap(), Route { kind: StatementKind::Ddl, target: all.clone() }, "{sql}");
+        assert_eq!(route_sql(sql).unwrap(), Route::new(StatementKind::Ddl, all.clone()), "{sql}");
     }
     for sql in ["CREATE TABLE settings (a INT)", "ALTER TABLE settings ADD b INT", "DROP TABLE other.orders", "CREATE INDEX i ON settings (a)"] {
-        assert_eq!(route_sql(sql).unwrap(), Route { kind: StatementKind::Ddl, target: Target::Home }, "{sql}");
+        assert_eq!(route_sql(sql).unwrap(), Route::new(StatementKind::Ddl, Target::Home), "{sql}");
     }
     assert!(unsupported("DROP TABLE orders, settings").contains("mixing"));
     assert!(unsupported("CREATE TABLE copy AS SELECT * FROM orders").contains("CREATE TABLE"));
@@ -262,7 +262,7 @@ fn session_and_home() {
         "",
         "/* just a comment */",
     ] {
-        assert_eq!(route_sql(sql).unwrap(), Route { kind: StatementKind::Session, target: Target::Home }, "{sql}");
+        assert_eq!(route_sql(sql).unwrap(), Route::new(StatementKind::Session, Target::Home), "{sql}");
     }
     // Schema metadata goes to the home shard, which holds every table.
     for sql in [
@@ -276,7 +276,7 @@ fn session_and_home() {
         "DESCRIBE orders",
         "DESC settings",
     ] {
-        assert_eq!(route_sql(sql).unwrap(), Route { kind: StatementKind::Read, target: Target::Home }, "{sql}");
+        assert_eq!(route_sql(sql).unwrap(), Route::new(StatementKind::Read, Target::Home), "{sql}");
     }
 }
 
@@ -286,8 +286,8 @@ fn several_statements() {
     let sql = format!("SELECT * FROM orders WHERE customer_id = {}; SELECT * FROM orders WHERE customer_id = {}", k[0], k[1]);
     assert!(unsupported(&sql).contains("one by one"));
     let sql = format!("UPDATE orders SET a = 1 WHERE customer_id = {}; SELECT * FROM orders WHERE customer_id = {}", k[0], sibling(k[0]));
-    assert_eq!(route_sql(&sql).unwrap(), Route { kind: StatementKind::Write, target: Target::Single { shard: shard(k[0]) } });
-    assert_eq!(route_sql("SET @a = 1; SELECT 1; SELECT * FROM settings").unwrap(), Route { kind: StatementKind::Read, target: Target::Home });
+    assert_eq!(route_sql(&sql).unwrap(), Route::new(StatementKind::Write, Target::Single { shard: shard(k[0]) }));
+    assert_eq!(route_sql("SET @a = 1; SELECT 1; SELECT * FROM settings").unwrap(), Route::new(StatementKind::Read, Target::Home));
     assert!(unsupported("SELECT 1; SELECT * FROM orders").contains("one by one"));
     assert!(unsupported("INSERT INTO settings VALUES (1); DROP TABLE orders").contains("one by one"));
     // USE inside the query changes the database of the statements after it.
@@ -350,7 +350,7 @@ fn subqueries() {
         "WITH t AS (SELECT * FROM orders WHERE customer_id = 42) SELECT * FROM t",
         "SELECT note FROM orders WHERE customer_id = 42 UNION SELECT name FROM customers WHERE id = 42",
     ] {
-        assert_eq!(route_sql(sql).unwrap(), Route { kind: StatementKind::Read, target: Target::Single { shard: s42 } }, "{sql}");
+        assert_eq!(route_sql(sql).unwrap(), Route::new(StatementKind::Read, Target::Single { shard: s42 }), "{sql}");
     }
     for sql in [
         "SELECT * FROM customers WHERE id IN (SELECT customer_id FROM orders)",

@@ -37,7 +37,7 @@ fn inner_aliases_shadow_outer_ones() {
 
 #[test]
 fn set_with_subqueries() {
-    assert_eq!(route_sql("SET @t = (SELECT SUM(total) FROM orders WHERE customer_id = 42)").unwrap(), Route { kind: StatementKind::Session, target: Target::Single { shard: shard(42) } });
+    assert_eq!(route_sql("SET @t = (SELECT SUM(total) FROM orders WHERE customer_id = 42)").unwrap(), Route::new(StatementKind::Session, Target::Single { shard: shard(42) }));
     assert!(unsupported("SET @t = (SELECT SUM(total) FROM orders)").contains("SET"));
     assert_eq!(route_sql("SET @t = (SELECT a FROM settings)").unwrap().target, Target::Home);
 }

@@ -11,7 +11,7 @@ fn scatter(sql: &str) -> (Option<String>, MergePlan) {
 
 fn scatter_with(sql: &str, params: &[MyValue]) -> (Option<String>, MergePlan) {
     match route_in(Some("shop"), sql, params).unwrap() {
-        Route { kind: StatementKind::Read, target: Target::Scatter { shards, sql: out, merge } } => {
+        Route { kind: StatementKind::Read, target: Target::Scatter { shards, sql: out, merge }, .. } => {
             assert_eq!(shards, vec![0, 1, 2, 3]);
             if let Some(text) = &out {
                 assert!(Parsed::parse(text).is_ok(), "{text}");

@@ -8,7 +8,7 @@ use slotgate_shared::Topology;
 
 /// The route of unparsable `text` (`why` is the parser's message, for the refusal).
 pub fn route_unparsed(text: &str, why: &str, topo: &Topology) -> Result<Route, RouteError> {
-    let home = Route { kind: StatementKind::Session, target: Target::Home };
+    let home = Route::new(StatementKind::Session, Target::Home);
     let words: Vec<&str> = text.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$' || c == '.' || c == '`')).filter(|w| !w.is_empty()).collect();
     let names = |table: &str| words.iter().any(|w| w.rsplit('.').next().is_some_and(|last| last.trim_matches('`').eq_ignore_ascii_case(table)));
     match topo.rules.iter().find(|r| names(&r.table)) {

@@ -65,17 +65,16 @@ impl Session {
             }
             Target::Home => self.run_single(&shard_id(topo, topo.home_index()), req, classified, classified.read_only, reply).await,
             Target::Single { shard } => self.run_single(&shard_id(topo, shard), req, classified, classified.read_only, reply).await,
-            Target::Multi { shards, merge, sql } | Target::Scatter { shards, merge, sql } if route.kind == StatementKind::Read => {
-                let req = rewrite(req.clone(), sql);
-                self.run_select(ids(&shards), req, merge, reply).await
+            Target::Multi { ref shards, ref merge, ref sql } | Target::Scatter { ref shards, ref merge, ref sql } if route.kind == StatementKind::Read => {
+                let parts = per_shard(&route, shards, topo, req, sql);
+                self.run_select(parts, matches!(req, Request::Binary(..)), merge.clone(), reply).await
             }
-            Target::Multi { shards, sql, .. } | Target::Scatter { shards, sql, .. } => {
-                let req = rewrite(req.clone(), sql);
-                let parts = ids(&shards).into_iter().map(|s| (s, req.clone())).collect();
+            Target::Multi { ref shards, ref sql, .. } | Target::Scatter { ref shards, ref sql, .. } => {
+                let parts = per_shard(&route, shards, topo, req, sql);
                 self.run_write(parts, true, reply).await
             }
-            Target::ScatterWrite { shards } => {
-                let parts = ids(&shards).into_iter().map(|s| (s, req.clone())).collect();
+            Target::ScatterWrite { ref shards } => {
+                let parts = per_shard(&route, shards, topo, req, &None);
                 self.run_write(parts, true, reply).await
             }
             Target::Broadcast { shards } => {
@@ -294,12 +293,14 @@ impl Session {
         Ok(Ok(conns))
     }
 
-    async fn run_select(&mut self, shards: Vec<String>, req: Request, plan: MergePlan, reply: &mut Reply<'_>) -> Result<Step, StreamError> {
+    async fn run_select(&mut self, parts: Vec<(String, Request)>, binary: bool, plan: MergePlan, reply: &mut Reply<'_>) -> Result<Step, StreamError> {
+        let shards: Vec<String> = parts.iter().map(|(s, _)| s.clone()).collect();
         let conns = match self.take_checked(&shards, reply).await? {
             Ok(c) => c,
             Err(step) => return Ok(step),
         };
-        let returned = scatter::select(conns, req, plan, self.state.client_status(), reply).await?;
+        let with_req = conns.into_iter().zip(parts).map(|((s, c), (_, r))| (s, c, r)).collect();
+        let returned = scatter::select(with_req, binary, plan, self.state.client_status(), reply).await?;
         self.give_back(returned);
         Ok(Step::Done)
     }
@@ -325,10 +326,18 @@ impl Session {
     }
 }
 
-fn rewrite(req: Request, sql: Option<String>) -> Request {
+/// The request for each shard of a multi-shard route: the route's text for that shard (a
+/// migration's rows hidden), else the rewritten text, else the client's statement.
+fn per_shard(route: &Route, shards: &[usize], topo: &Topology, req: &Request, sql: &Option<String>) -> Vec<(String, Request)> {
+    shards.iter().map(|&i| (shard_id(topo, i), rewrite(req, route.text_for(i).or(sql.as_deref())))).collect()
+}
+
+/// `req` with its text replaced by a self-contained one (parameters inlined), in the same
+/// protocol so that the client gets its rows in the encoding it asked for.
+fn rewrite(req: &Request, sql: Option<&str>) -> Request {
     match (req, sql) {
-        (req, None) => req,
-        (Request::Text(_), Some(s)) => Request::Text(Arc::from(s.into_bytes())),
-        (Request::Binary(_, p), Some(s)) => Request::Binary(Arc::from(s.into_bytes()), p),
+        (req, None) => req.clone(),
+        (Request::Text(_), Some(s)) => Request::Text(Arc::from(s.as_bytes())),
+        (Request::Binary(..), Some(s)) => Request::Binary(Arc::from(s.as_bytes()), mysql_async::Params::Empty),
     }
 }

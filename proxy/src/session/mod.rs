@@ -143,7 +143,7 @@ impl Session {
         };
         let parsed = match parsed {
             Ok(p) => p,
-            Err(_) if topo.rules.is_empty() => return Ok(Route { kind: StatementKind::Session, target: Target::Home }),
+            Err(_) if topo.rules.is_empty() => return Ok(Route::new(StatementKind::Session, Target::Home)),
             Err(msg) => return router::route_unparsed(text, msg, topo).map_err(|e| {
                 self.shared.metrics.routing().refused("parse");
                 ClientError::from(e)

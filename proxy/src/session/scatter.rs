@@ -26,24 +26,23 @@ use tokio::sync::{mpsc, oneshot};
 /// A shard's connection after a multi-shard statement: `None` if it broke.
 pub type Returned = Vec<(String, Option<PooledConn>)>;
 
-/// Runs one SELECT per shard and writes the merged result.
+/// Runs one SELECT per shard (each its own request, all in one protocol: `binary`) and
+/// writes the merged result.
 pub async fn select(
-    conns: Vec<(String, PooledConn)>,
-    req: Request,
+    conns: Vec<(String, PooledConn, Request)>,
+    binary: bool,
     plan: MergePlan,
     status: StatusFlags,
     reply: &mut Reply<'_>,
 ) -> Result<Returned, StreamError> {
-    let binary = matches!(req, Request::Binary(..));
     let mut columns_rx = Vec::new();
     let mut rows_rx = Vec::new();
     let mut tasks = Vec::new();
-    for (shard, conn) in conns {
+    for (shard, conn, req) in conns {
         let (ctx, crx) = oneshot::channel();
         let (rtx, rrx) = mpsc::channel(64);
         columns_rx.push(crx);
         rows_rx.push(rrx);
-        let req = req.clone();
         tasks.push(tokio::spawn(async move {
             let mut conn = conn;
             let ok = read_shard(&mut conn, req, ctx, rtx).await;

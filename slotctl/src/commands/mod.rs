@@ -8,6 +8,7 @@
 
 pub mod history;
 pub mod member;
+pub mod migration;
 pub mod status;
 pub mod topology;
 

@@ -50,13 +50,19 @@ impl BinlogPos {
 }
 
 /// A rotate event's file name without what follows it in the event (MariaDB sends the
-/// fake rotate with its checksum bytes after the name): the base name, a dot, and as many
-/// digits as the current file's extension has (more if the number grew).
+/// fake rotate with its 4 checksum bytes after the name, which may hold digits, dots or
+/// bytes that are not UTF-8): the current file's base name, a dot, and as many digits as the
+/// current file's extension has (more only when the name carries nothing after them).
+/// Binlog files have one base name per server, so the base is matched, not searched for.
 fn file_name(raw: &str, current: &str) -> String {
-    let Some((base, rest)) = raw.rsplit_once('.') else { return raw.to_string() };
+    let Some((base, ext)) = current.rsplit_once('.') else { return raw.to_string() };
+    let Some(rest) = raw.strip_prefix(base).and_then(|r| r.strip_prefix('.')) else {
+        // Another base name: not a file of this server's sequence; keep what was sent.
+        return raw.to_string();
+    };
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let want = current.rsplit_once('.').map(|(_, e)| e.len()).unwrap_or(digits.len());
-    let keep = if digits.len() > want && raw.starts_with(current) { want } else { digits.len() };
+    let exact = digits.len() == rest.len();
+    let keep = if digits.len() > ext.len() && !exact { ext.len() } else { digits.len() };
     format!("{base}.{}", &digits[..keep])
 }
 
@@ -74,7 +80,11 @@ pub struct Applier {
     moving: Vec<bool>,
     slot_count: u32,
     pos: BinlogPos,
+    /// Inside a transaction of the source's binlog (a position mid-group is not a stop).
     in_tx: bool,
+    /// The target's transaction for it is open: opened by its first row of a moving slot, so
+    /// that the source's other transactions cost the target nothing.
+    target_tx: bool,
     pub applied: Applied,
     /// Timestamp (Unix seconds) of the last event read.
     pub last_event_at: u32,
@@ -88,7 +98,7 @@ impl Applier {
             MigrationError::Source(format!("cannot read the source's binlog from {from} ({e}); the backend account needs REPLICATION SLAVE, and the binlog must not be purged"))
         })?;
         let tables = tables.into_iter().map(|t| ((t.database.clone(), t.table.clone()), t)).collect();
-        Ok(Applier { stream, target, tables, moving, slot_count, pos: from, in_tx: false, applied: Applied::default(), last_event_at: 0 })
+        Ok(Applier { stream, target, tables, moving, slot_count, pos: from, in_tx: false, target_tx: false, applied: Applied::default(), last_event_at: 0 })
     }
 
     pub fn position(&self) -> &BinlogPos {
@@ -112,6 +122,7 @@ impl Applier {
             };
             self.handle(&event).await?;
         }
+        tracing::debug!(at = %self.pos, want = %want, events = self.applied.events, rows = self.applied.rows, "binlog applier reached its target position");
         Ok(())
     }
 
@@ -140,13 +151,14 @@ impl Applier {
                 let sql = q.query();
                 let word = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
                 match word.as_str() {
-                    "BEGIN" | "XA" => self.begin().await?,
+                    "BEGIN" | "XA" => self.in_tx = true,
                     "COMMIT" => self.commit().await?,
                     "ROLLBACK" => {
-                        if self.in_tx {
+                        if self.target_tx {
                             self.target.query_drop("ROLLBACK").await?;
-                            self.in_tx = false;
                         }
+                        self.in_tx = false;
+                        self.target_tx = false;
                     }
                     _ => self.check_ddl(&String::from_utf8_lossy(q.schema_raw()), &sql)?,
                 }
@@ -161,19 +173,22 @@ impl Applier {
         Ok(())
     }
 
+    /// Opens the target's transaction before the first row it applies of a source transaction.
     async fn begin(&mut self) -> Result<(), MigrationError> {
-        if !self.in_tx {
+        if !self.target_tx {
             self.target.query_drop("BEGIN").await?;
+            self.target_tx = true;
             self.in_tx = true;
         }
         Ok(())
     }
 
     async fn commit(&mut self) -> Result<(), MigrationError> {
-        if self.in_tx {
+        if self.target_tx {
             self.target.query_drop("COMMIT").await?;
-            self.in_tx = false;
         }
+        self.in_tx = false;
+        self.target_tx = false;
         Ok(())
     }
 
@@ -207,13 +222,15 @@ impl Applier {
             let after = after.map(|r| values(&table, r)).transpose()?;
             changes.push((before, after));
         }
-        // Rows always belong to a transaction on the target (MariaDB logs BEGIN/COMMIT around
+        // Rows applied belong to a transaction on the target (MariaDB logs BEGIN/COMMIT around
         // non-transactional tables' rows too).
-        self.begin().await?;
         for (before, after) in changes {
             let inside = |v: &Vec<Value>| self.is_moving(&table, v);
             let before_in = before.as_ref().is_some_and(inside);
             let after_in = after.as_ref().is_some_and(inside);
+            if before_in || after_in {
+                self.begin().await?;
+            }
             if let Some(b) = before.as_ref().filter(|_| before_in) {
                 let key_changed = after.as_ref().is_none_or(|a| table.pk.iter().any(|i| a[*i] != b[*i]));
                 if key_changed || !after_in {
@@ -298,6 +315,11 @@ mod tests {
     fn rotate_names_lose_their_trailing_bytes() {
         assert_eq!(super::file_name("mariadb-bin.000001K,t", "mariadb-bin.000001"), "mariadb-bin.000001");
         assert_eq!(super::file_name("mariadb-bin.000002", "mariadb-bin.000001"), "mariadb-bin.000002");
-        assert_eq!(super::file_name("mariadb-bin.0000017", "mariadb-bin.000001"), "mariadb-bin.000001");
+        assert_eq!(super::file_name("mariadb-bin.0000017\u{fffd}", "mariadb-bin.000001"), "mariadb-bin.000001");
+        // A dot or digits in the checksum bytes do not make another file.
+        assert_eq!(super::file_name("mariadb-bin.000001.7\u{fffd}x", "mariadb-bin.000001"), "mariadb-bin.000001");
+        assert_eq!(super::file_name("mariadb-bin.0000014.2.", "mariadb-bin.000001"), "mariadb-bin.000001");
+        assert_eq!(super::file_name("mariadb-bin.000001\u{fffd}\u{fffd}", "mariadb-bin.000001"), "mariadb-bin.000001");
+        assert_eq!(super::file_name("mariadb-bin.1000000", "mariadb-bin.999999"), "mariadb-bin.1000000");
     }
 }

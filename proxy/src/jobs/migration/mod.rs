@@ -19,7 +19,7 @@ use crate::admin::Switchover;
 use binlog::{Applier, BinlogPos};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use slotgate_shared::api::CommandRequest;
 use slotgate_shared::{Migration, MigrationPhase, SlotRange, Topology, TopologyCommand};
 use std::sync::Arc;
@@ -98,19 +98,8 @@ impl From<mysql_async::Error> for MigrationError {
     }
 }
 
-/// Live progress of a migration run by this node (not in Raft: a new leader starts its own).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Progress {
-    pub rows_copied: u64,
-    pub rows_estimated: u64,
-    pub binlog_events: u64,
-    pub binlog_rows_applied: u64,
-    pub lag_seconds: f64,
-    pub rows_deleted: u64,
-    /// Seconds left in the copy at the current rate, when known.
-    pub eta_seconds: Option<u64>,
-    pub cutover_pause_ms: Option<u64>,
-}
+/// Live progress of a migration run by this node.
+pub use slotgate_shared::api::MigrationProgress as Progress;
 
 /// What a running job checks and reports through.
 pub struct Control {
@@ -300,10 +289,10 @@ async fn forward(ctl: &Control, m: &Migration) -> Result<(), MigrationError> {
     if t.moving.iter().any(|mv| mv.slots == m.slots && mv.to == m.to) {
         ctl.submit(TopologyCommand::UnfreezeSlots { slots: m.slots.clone(), to: m.to.clone() }).await?;
     }
-    let restart = m.phase != MigrationPhase::Copy || !m.detail.is_empty();
-    if restart {
-        ctl.phase(MigrationPhase::Copy, &format!("restarted by node {} from phase {}", ctl.sw.meta.id(), m.phase.name())).await?;
-    }
+    // Recorded at every start, so that a job started again by a new leader shows in the history.
+    let node = ctl.sw.meta.id();
+    let detail = if m.phase == MigrationPhase::Copy && m.detail.is_empty() { format!("copy started by node {node}") } else { format!("restarted by node {node} from phase {}", m.phase.name()) };
+    ctl.phase(MigrationPhase::Copy, &detail).await?;
     ctl.check()?;
     let tables = check(&ctl.sw, &t, &m.from, &m.to).await?;
     let (src_addr, dst_addr) = (primary(&t, &m.from)?, primary(&t, &m.to)?);
@@ -412,6 +401,7 @@ async fn verify(ctl: &Control, applier: &mut Applier, src: &str, dst: &str, tabl
     ctl.check()?;
     let mut source = open(&ctl.sw, src).await?;
     let at = copy::snapshot(&mut source).await?;
+    tracing::debug!(migration = ctl.id, %at, "verification snapshot");
     applier.run_until(&at, Instant::now() + Duration::from_secs(ctl.settings.catch_up_timeout_s.max(1))).await?;
     let mut target = open(&ctl.sw, dst).await?;
     target.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;

@@ -1,0 +1,376 @@
+//! Online slot migrations through `POST /migrations`, 3 slotgate nodes over 3 real MariaDB
+//! shards: slots that hold rows move under writers, updaters and deleters through every node
+//! with no client error and every acknowledged write present exactly once on its owner (none
+//! left on the old owner); multi-shard reads during the copy and the catch-up count every row
+//! once (the target's copies are hidden), also as prepared statements; a cancel during the
+//! catch-up returns to the old layout; a leader killed during the copy resumes the job on the
+//! new leader; a table without a primary key is refused with a sentence saying why.
+
+use mysql_async::prelude::*;
+use serde_json::{json, Value};
+use slotgate_shared::{slot_of, KeyValue};
+use slotgate_tests::cluster::TestCluster;
+use slotgate_tests::proxy::{sample, ProxyOptions};
+use slotgate_tests::MariaDb;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SECS: Duration = Duration::from_secs(20);
+const SLOTS: u32 = 64;
+/// Slots 0-9 belong to s0 (the uniform layout gives s0 0-21).
+const MOVING: &str = "0-9";
+const PRELOAD: i64 = 3000;
+
+fn slot(k: i64) -> u32 {
+    slot_of(&KeyValue::Int(k), SLOTS)
+}
+
+fn moving(k: i64) -> bool {
+    slot(k) <= 9
+}
+
+fn opts(migration: &str) -> ProxyOptions {
+    ProxyOptions {
+        routing_extra: format!("slot_count = {SLOTS}\n[[routing.rules]]\ndatabase = \"mg\"\ntable = \"t\"\ncolumn = \"id\"\n"),
+        sections: format!("[migration]\n{migration}\n"),
+        ..ProxyOptions::default()
+    }
+}
+
+/// `mg.t` on every shard, `PRELOAD` rows written through the proxy.
+async fn setup<'a>(shards: &[&'a MariaDb], migration: &str) -> anyhow::Result<TestCluster<'a>> {
+    for s in shards {
+        s.exec("CREATE DATABASE mg").await?;
+        s.exec("CREATE TABLE mg.t (id BIGINT PRIMARY KEY, w INT NOT NULL, note VARCHAR(40))").await?;
+    }
+    let c = TestCluster::start(shards, 3, 3, opts(migration)).await?;
+    c.wait_leader(SECS).await?;
+    for i in 0..3 {
+        c.wait_version(i, 1, SECS).await?;
+    }
+    let mut conn = c.node(0)?.conn(Some("mg")).await?;
+    for chunk in (1..=PRELOAD).collect::<Vec<_>>().chunks(500) {
+        let values: Vec<String> = chunk.iter().map(|k| format!("({k}, {}, 'row {k}')", k % 7)).collect();
+        conn.query_drop(format!("INSERT INTO t (id, w, note) VALUES {}", values.join(","))).await?;
+    }
+    Ok(c)
+}
+
+async fn migration(c: &TestCluster<'_>, via: usize, id: u64) -> anyhow::Result<Value> {
+    let (s, v) = c.get(via, &format!("/migrations/{id}")).await?;
+    anyhow::ensure!(s == 200, "GET /migrations/{id}: {s} {v}");
+    Ok(v)
+}
+
+/// Waits until migration `id` is in one of `phases` (seen through node `via`).
+async fn wait_phase(c: &TestCluster<'_>, via: usize, id: u64, phases: &[&str], within: Duration) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + within;
+    let mut last = Value::Null;
+    loop {
+        let v = migration(c, via, id).await?;
+        if v["phase"] != last {
+            eprintln!("migration {id}: {} {}", v["phase"], v["detail"]);
+            last = v["phase"].clone();
+        }
+        if phases.iter().any(|p| v["phase"] == json!(p)) {
+            return Ok(v);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "migration {id} never reached {phases:?}: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn start(c: &TestCluster<'_>, via: usize) -> anyhow::Result<u64> {
+    let (s, v) = c.post(via, "/migrations", &json!({"slots": MOVING, "to": "s2"})).await?;
+    anyhow::ensure!(s == 200, "POST /migrations: {s} {v}");
+    assert_eq!(v["from"], json!("s0"), "{v}");
+    v["id"].as_u64().ok_or_else(|| anyhow::anyhow!("no id in {v}"))
+}
+
+/// Every row of every shard: id -> (shard, w).
+async fn all_rows(shards: &[&MariaDb]) -> anyhow::Result<Vec<(usize, i64, i64)>> {
+    let mut out = Vec::new();
+    for (i, s) in shards.iter().enumerate() {
+        let rows: Vec<(i64, i64)> = s.conn().await?.query("SELECT id, w FROM mg.t").await?;
+        out.extend(rows.into_iter().map(|(id, w)| (i, id, w)));
+    }
+    Ok(out)
+}
+
+/// Rows of the moving slots on shard `s`.
+async fn moving_rows_on(s: &MariaDb) -> anyhow::Result<i64> {
+    let n: Option<i64> = s.conn().await?.query_first(format!("SELECT COUNT(*) FROM mg.t WHERE CRC32(id) % {SLOTS} <= 9")).await?;
+    Ok(n.unwrap_or(-1))
+}
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Updates and deletes preloaded rows of the moving slots; returns the last acknowledged `w`
+/// of each updated row, the acknowledged deletes and the errors.
+async fn mutator(url: String, stop: Arc<AtomicBool>) -> (BTreeMap<i64, i64>, BTreeSet<i64>, Vec<String>) {
+    let (mut updated, mut deleted, mut errors) = (BTreeMap::new(), BTreeSet::new(), Vec::new());
+    let mut conn = match mysql_async::Opts::from_url(&url) {
+        Ok(o) => match mysql_async::Conn::new(o).await {
+            Ok(c) => c,
+            Err(e) => return (updated, deleted, vec![e.to_string()]),
+        },
+        Err(e) => return (updated, deleted, vec![e.to_string()]),
+    };
+    let keys: Vec<i64> = (1..=PRELOAD).filter(|k| moving(*k)).collect();
+    let mut n = 0i64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let k = keys[(n as usize * 7) % keys.len()];
+        if deleted.contains(&k) {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        if k % 3 == 0 {
+            match conn.exec_drop("DELETE FROM t WHERE id = ?", (k,)).await {
+                Ok(()) => {
+                    deleted.insert(k);
+                }
+                Err(e) => errors.push(format!("delete {k}: {e}")),
+            }
+        } else {
+            let w = 1000 + n;
+            match conn.exec_drop("UPDATE t SET w = ? WHERE id = ?", (w, k)).await {
+                Ok(()) => {
+                    updated.insert(k, w);
+                }
+                Err(e) => errors.push(format!("update {k}: {e}")),
+            }
+        }
+    }
+    (updated, deleted, errors)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slots_with_rows_move_under_writers_through_three_nodes_and_lose_nothing() -> anyhow::Result<()> {
+    slotgate_tests::logs();
+    let (a, b, d) = (MariaDb::start().await?, MariaDb::start().await?, MariaDb::start().await?);
+    let shards = [&a, &b, &d];
+    let c = setup(&shards, "batch_rows = 200\ncatch_up_timeout_s = 60\n").await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_exit = StopOnDrop(stop.clone());
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let url = c.node(w).map(|n| n.url(Some("mg"))).unwrap_or_default();
+            tokio::spawn(slotgate_tests::load::writer(url, w as i64 + 1, stop.clone()))
+        })
+        .collect();
+    let url = c.node(1)?.url(Some("mg"));
+    let mutator = tokio::spawn(mutator(url, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let id = start(&c, 1).await?;
+    let done = match wait_phase(&c, 2, id, &["done", "failed", "cancelled"], Duration::from_secs(40)).await {
+        Ok(d) => d,
+        Err(e) => {
+            for s in shards {
+                let rows: Vec<mysql_async::Row> = s.root_conn().await?.query("SHOW FULL PROCESSLIST").await?;
+                for r in rows {
+                    let cols: Vec<String> = (0..r.len()).map(|i| format!("{:?}", r.as_ref(i))).collect();
+                    eprintln!("{} {}", s.addr(), cols.join(" | "));
+                }
+            }
+            return Err(e);
+        }
+    };
+    assert_eq!(done["phase"], json!("done"), "{done}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut inserted = Vec::new();
+    for w in writers {
+        let (acked, errors) = w.await?;
+        assert!(errors.is_empty(), "a migration must not show clients errors: {errors:?}");
+        inserted.extend(acked);
+    }
+    let (updated, deleted, errors) = mutator.await?;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(!updated.is_empty() && !deleted.is_empty(), "the mutator ran: {} updated, {} deleted", updated.len(), deleted.len());
+
+    // Every acknowledged row exactly once, on the shard that owns its slot now.
+    let (_, topo) = c.get(0, "/topology?linearizable=true").await?;
+    let owner = |k: i64| topo["slots"][slot(k) as usize].as_u64().unwrap_or(99) as usize;
+    assert!((0..=9).all(|s| topo["slots"][s] == json!(2)), "slots 0-9 belong to s2: {}", topo["slots"]);
+    let rows = all_rows(&shards).await?;
+    let mut seen = BTreeMap::new();
+    for (shard, id, w) in &rows {
+        assert!(seen.insert(*id, *w).is_none(), "row {id} is on two shards");
+        assert_eq!(*shard, owner(*id), "row {id} (slot {}) is on s{shard}, not on its owner", slot(*id));
+    }
+    let expected: BTreeSet<i64> = (1..=PRELOAD).filter(|k| !deleted.contains(k)).chain(inserted.iter().copied()).collect();
+    let got: BTreeSet<i64> = seen.keys().copied().collect();
+    assert_eq!(got.len(), expected.len(), "rows present vs acknowledged");
+    assert!(got == expected, "missing: {:?}, extra: {:?}", expected.difference(&got).take(5).collect::<Vec<_>>(), got.difference(&expected).take(5).collect::<Vec<_>>());
+    for (k, w) in &updated {
+        assert_eq!(seen.get(k), Some(w), "row {k} has its last acknowledged update");
+    }
+    assert_eq!(moving_rows_on(&a).await?, 0, "the cleanup left nothing on the old owner");
+    // Through the proxy: the same count.
+    let n: Option<i64> = c.node(2)?.conn(Some("mg")).await?.query_first("SELECT COUNT(*) FROM t").await?;
+    assert_eq!(n, Some(expected.len() as i64));
+
+    let leader = c.wait_leader(SECS).await?;
+    let text = c.metrics(leader).await?;
+    assert!(sample(&text, "slotgate_migration_rows_copied_total") > 0.0, "{text}");
+    assert_eq!(sample(&text, "slotgate_migration_cutover_pause_seconds_count"), 1.0);
+    let (_, history) = c.get(0, "/topology/history").await?;
+    let phases = history.to_string();
+    for p in ["\"copy\"", "catch_up", "verify", "cutover", "freeze_slots", "assign_slots", "done"] {
+        assert!(phases.contains(p), "history records phase {p}: {phases}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_during_a_migration_count_every_row_once_and_a_cancel_restores_the_layout() -> anyhow::Result<()> {
+    let (a, b, d) = (MariaDb::start().await?, MariaDb::start().await?, MariaDb::start().await?);
+    let shards = [&a, &b, &d];
+    // A slow copy, and a catch-up that never ends on its own (no pass is under 0 ms).
+    let c = setup(&shards, "batch_rows = 50\nmax_rows_per_sec = 2000\ncatch_up_lag_ms = 0\n").await?;
+    let truth = |rows: &[(usize, i64, i64)]| (rows.len() as i64, rows.iter().map(|r| r.2).sum::<i64>());
+    let (count, sum) = truth(&all_rows(&shards).await?);
+    assert_eq!(count, PRELOAD);
+
+    let id = start(&c, 0).await?;
+    let mut conns = Vec::new();
+    for i in 0..3 {
+        conns.push(c.node(i)?.conn(Some("mg")).await?);
+    }
+    // Until the catch-up runs, and during it: every node's answers count each row once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut saw_copies = false;
+    let mut round = 0;
+    loop {
+        let m = migration(&c, 0, id).await?;
+        let copies = moving_rows_on(&d).await?;
+        saw_copies |= copies > 0;
+        for conn in &mut conns {
+            let got: Option<(i64, i64)> = conn.query_first("SELECT COUNT(*), SUM(w) FROM t").await?;
+            assert_eq!(got, Some((count, sum)), "text scatter while the target holds {copies} copies ({m})");
+            let got: Option<i64> = conn.exec_first("SELECT COUNT(*) FROM t WHERE w >= ?", (0,)).await?;
+            assert_eq!(got, Some(count), "prepared scatter");
+            let ids: Vec<i64> = conn.exec("SELECT id FROM t WHERE w = ? ORDER BY id LIMIT 5 OFFSET 2", (3,)).await?;
+            let want: Vec<i64> = (1..=PRELOAD).filter(|k| k % 7 == 3).skip(2).take(5).collect();
+            assert_eq!(ids, want, "prepared, rewritten (LIMIT) scatter");
+            let n: Vec<i64> = conn.query("SELECT COUNT(*) FROM t WHERE id IN (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12) GROUP BY w % 2 ORDER BY 1").await?;
+            assert_eq!(n.iter().sum::<i64>(), 12, "multi-shard IN list");
+        }
+        // A write across shards: affected rows count each row once.
+        round += 1;
+        let r = conns[0].query_iter(format!("UPDATE t SET note = 'seen {round}' WHERE w = 5")).await?;
+        assert_eq!(r.affected_rows() as i64, (1..=PRELOAD).filter(|k| k % 7 == 5).count() as i64);
+        drop(r);
+        if m["phase"] == json!("catch_up") && saw_copies {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the migration never reached catch_up with copies: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = migration(&c, 0, id).await?;
+    assert_eq!(moving_rows_on(&d).await?, (1..=PRELOAD).filter(|k| moving(*k)).count() as i64, "the target holds every copy: {m}");
+
+    // Cancel during the catch-up: the target's copies go, the source keeps the slots.
+    let (s, v) = c.post(2, &format!("/migrations/{id}/cancel"), &json!({})).await?;
+    assert_eq!(s, 200, "{v}");
+    let end = wait_phase(&c, 1, id, &["cancelled", "failed", "done"], Duration::from_secs(60)).await?;
+    assert_eq!(end["phase"], json!("cancelled"), "{end}");
+    assert_eq!(moving_rows_on(&d).await?, 0, "the copies are deleted");
+    assert_eq!(moving_rows_on(&a).await?, (1..=PRELOAD).filter(|k| moving(*k)).count() as i64, "the source kept its rows");
+    let (_, topo) = c.get(0, "/topology?linearizable=true").await?;
+    assert!((0..=9).all(|s| topo["slots"][s] == json!(0)), "slots 0-9 stay on s0: {}", topo["slots"]);
+    let got: Option<(i64, i64)> = conns[1].query_first("SELECT COUNT(*), SUM(w) FROM t").await?;
+    assert_eq!(got, Some((count, sum)));
+    let (s, list) = c.get(1, "/migrations").await?;
+    assert_eq!(s, 200);
+    assert_eq!(list.as_array().map(|l| l.len()), Some(1), "{list}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_killed_during_the_copy_is_replaced_and_the_migration_completes() -> anyhow::Result<()> {
+    slotgate_tests::logs();
+    let (a, b, d) = (MariaDb::start().await?, MariaDb::start().await?, MariaDb::start().await?);
+    let shards = [&a, &b, &d];
+    let mut c = setup(&shards, "batch_rows = 50\nmax_rows_per_sec = 1000\n").await?;
+    let leader = c.wait_leader(SECS).await?;
+    let id = start(&c, leader).await?;
+    // Kill the leader while it copies.
+    let deadline = Instant::now() + SECS;
+    loop {
+        let m = migration(&c, leader, id).await?;
+        if m["progress"]["rows_copied"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the copy never started: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.kill(leader).await;
+    let other = (leader + 1) % 3;
+    let mut conn = c.node(other)?.conn(Some("mg")).await?;
+    let mut acked = Vec::new();
+    // Writes go on through a surviving node, on the moving slots too (a node refuses with a
+    // retryable error while the meta group has no leader).
+    let mut k = 10_000i64;
+    let end = loop {
+        k += 1;
+        match conn.exec_drop("INSERT INTO t (id, w) VALUES (?, 1)", (k,)).await {
+            Ok(()) => acked.push(k),
+            Err(mysql_async::Error::Server(e)) if e.code == 1105 && e.message.contains("lost contact") => {}
+            Err(e) => return Err(e.into()),
+        }
+        let (s, m) = c.get(other, &format!("/migrations/{id}")).await?;
+        if s == 200 && ["done", "failed", "cancelled"].iter().any(|p| m["phase"] == json!(p)) {
+            break m;
+        }
+        anyhow::ensure!(k < 200_000, "the migration never ended: {m}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(end["phase"], json!("done"), "{end}");
+    assert!(end["detail"].as_str().is_some() , "{end}");
+    let rows = all_rows(&shards).await?;
+    let ids: BTreeSet<i64> = rows.iter().map(|r| r.1).collect();
+    assert_eq!(ids.len(), rows.len(), "no row on two shards");
+    let want: BTreeSet<i64> = (1..=PRELOAD).chain(acked.iter().copied()).collect();
+    assert!(ids == want, "every acknowledged row is there once ({} vs {})", ids.len(), want.len());
+    assert_eq!(moving_rows_on(&a).await?, 0);
+    let (_, history) = c.get(other, "/topology/history").await?;
+    assert!(history.to_string().contains("restarted by node"), "the new leader restarted the job: {history}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_without_a_primary_key_is_refused_with_what_to_do() -> anyhow::Result<()> {
+    let (a, b, d) = (MariaDb::start().await?, MariaDb::start().await?, MariaDb::start().await?);
+    let shards = [&a, &b, &d];
+    let c = setup(&shards, "").await?;
+    for s in shards {
+        s.exec("CREATE TABLE mg.log (id BIGINT, msg TEXT)").await?;
+    }
+    let (s, v) = c.command(0, "rule-log", json!({"kind": "add_rule", "rule": {"database": "mg", "table": "log", "column": "id"}})).await?;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = c.post(1, "/migrations", &json!({"slots": MOVING, "to": "s2"})).await?;
+    assert_eq!(s, 409, "{v}");
+    let e = v["error"].as_str().unwrap_or_default();
+    assert!(e.contains("primary key") && e.contains("mg") && e.contains("log"), "{e}");
+    let (_, list) = c.get(0, "/migrations").await?;
+    assert_eq!(list, json!([]), "nothing recorded");
+    // The same through slotctl's endpoint shape: unknown shard and bad slots.
+    let (s, v) = c.post(0, "/migrations", &json!({"slots": MOVING, "to": "nope"})).await?;
+    assert_eq!(s, 409, "{v}");
+    let (s, v) = c.post(0, "/migrations", &json!({"slots": "70-80", "to": "s2"})).await?;
+    assert_eq!(s, 409, "{v}");
+    Ok(())
+}
