@@ -120,6 +120,13 @@ for i in $(seq 0 $((SHARDS - 1))); do
     START SLAVE"
   REPLICA_ADDRS+=("127.0.0.1:$MARIADB_PORT")
 done
+# A spare server, not in the topology: `slotctl shard add s4` and `slotctl slots migrate` move
+# data onto it (README: "Add a shard and move data to it").
+echo "== starting spare server for shard s4" >&2
+mariadb_start "$DEMO/shard$SHARDS" $((SHARDS + 1)) --innodb-buffer-pool-size=32M --log-bin=mariadb-bin \
+  --binlog-format=ROW --gtid-strict-mode=ON --log-slave-updates
+mariadb_add_user "$DEMO/shard$SHARDS" "$BACKEND_USER" "$BACKEND_PASSWORD"
+SPARE_ADDR="127.0.0.1:$MARIADB_PORT"
 
 # --- slotgate nodes -------------------------------------------------------------------------
 cat >"$DEMO/users.toml" <<EOF
@@ -199,6 +206,7 @@ mariadb --skip-ssl -h127.0.0.1 -P6033 -u"$DEMO_USER" -p"$DEMO_PASSWORD" demo -e 
       "$(cat "$DEMO/shard$i/pid")" "$sep"
   done
   echo '  ],'
+  printf '  "spare": {"id": "s%d", "addr": "%s"},\n' "$SHARDS" "$SPARE_ADDR"
   printf '  "cluster": "%s",\n' "$CLUSTER_URLS"
   printf '  "demo_user": {"name": "%s", "password": "%s", "database": "demo"}\n' "$DEMO_USER" "$DEMO_PASSWORD"
   echo '}'
@@ -221,6 +229,10 @@ Topology (the meta group on the admin ports 9033-9035):
   target/debug/slotctl history
   target/debug/slotctl shard list
   target/debug/slotctl switchover s1       (writes to s1 pause, its replica becomes primary)
+Add a shard and move data to it (a spare server runs at $SPARE_ADDR):
+  target/debug/slotctl shard add s4 --primary $SPARE_ADDR
+  target/debug/slotctl slots migrate 0-63 --to s4 --wait
+  target/debug/slotctl migration list
 Admin:
   curl http://127.0.0.1:9033/readyz                  (9033, 9034, 9035)
   curl -s http://127.0.0.1:9033/metrics | grep slotgate_queries_total

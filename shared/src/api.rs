@@ -126,3 +126,27 @@ pub struct MigrationView {
     /// None before the leader's job started, or after a leader change until the new job reports.
     pub progress: Option<MigrationProgress>,
 }
+
+/// `POST /shards/split`: add shard `into` (unless it exists and owns no slots) and migrate
+/// the upper half of `shard`'s slots to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitRequest {
+    pub shard: String,
+    pub into: String,
+    /// The new shard's primary (required when `into` does not exist yet).
+    #[serde(default)]
+    pub primary: Option<String>,
+    #[serde(default)]
+    pub replicas: Vec<String>,
+    #[serde(default)]
+    pub actor: Option<String>,
+}
+
+/// `POST /shards/merge`: migrate every slot of `from` to `into`, then remove `from`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeRequest {
+    pub from: String,
+    pub into: String,
+    #[serde(default)]
+    pub actor: Option<String>,
+}

@@ -49,6 +49,18 @@ impl SlotRange {
     pub fn expand(ranges: &[SlotRange]) -> impl Iterator<Item = u32> + '_ {
         ranges.iter().flat_map(|r| r.first..=r.last)
     }
+
+    /// Ascending slots as the fewest ranges.
+    pub fn compress(slots: impl IntoIterator<Item = u32>) -> Vec<SlotRange> {
+        let mut out: Vec<SlotRange> = Vec::new();
+        for slot in slots {
+            match out.last_mut() {
+                Some(r) if r.last + 1 == slot => r.last = slot,
+                _ => out.push(SlotRange { first: slot, last: slot }),
+            }
+        }
+        out
+    }
 }
 
 /// One change of the topology.
@@ -83,8 +95,9 @@ pub enum TopologyCommand {
     /// Commit of a switchover or failover: `primary` becomes the shard's primary (the old one
     /// becomes a replica unless `drop_old`) and the shard is unfrozen, in one version.
     Cutover { shard: String, primary: String, #[serde(default)] drop_old: bool },
-    /// Starts an online migration of `slots` (all owned by one shard) to shard `to`.
-    MigrationBegin { slots: Vec<SlotRange>, to: String },
+    /// Starts an online migration of `slots` (all owned by one shard) to shard `to`; with
+    /// `retire_source` (a merge) the source shard is removed once the migration is done.
+    MigrationBegin { slots: Vec<SlotRange>, to: String, #[serde(default)] retire_source: bool },
     /// A migration's job reached `phase`.
     MigrationPhase { id: u64, phase: crate::migration::MigrationPhase, #[serde(default)] detail: String },
     /// Asks a migration's job to roll back (before its cutover's commit only).
@@ -271,7 +284,7 @@ impl TopologyCommand {
             TopologyCommand::AssignSlots { slots, to } => crate::moves::commit(&mut next, slots, to)?,
             TopologyCommand::FreezeSlots { slots, to } => crate::moves::freeze(&mut next, slots, to)?,
             TopologyCommand::UnfreezeSlots { slots, to } => crate::moves::unfreeze(&mut next, slots, to)?,
-            TopologyCommand::MigrationBegin { slots, to } => crate::migration::begin(&mut next, slots, to)?,
+            TopologyCommand::MigrationBegin { slots, to, retire_source } => crate::migration::begin(&mut next, slots, to, *retire_source)?,
             TopologyCommand::MigrationPhase { id, phase, detail } => crate::migration::set_phase(&mut next, *id, *phase, detail)?,
             TopologyCommand::MigrationCancel { id } => crate::migration::cancel(&mut next, *id)?,
             TopologyCommand::SetPrimary { shard, primary, drop_old } => {

@@ -215,6 +215,23 @@ impl Topology {
     pub fn home_index(&self) -> usize {
         self.home as usize
     }
+
+    /// The shards that can hold rows of sharded tables, ascending: those owning a slot, and
+    /// the home shard (rows whose key is NULL). A shard just added, or one whose slots all
+    /// moved away, holds none (at most a migration's copies or leftovers, which statements
+    /// never read), so statements over every shard skip it.
+    pub fn data_shards(&self) -> Vec<usize> {
+        let mut owns = vec![false; self.shards.len()];
+        for s in &self.slots {
+            if let Some(x) = owns.get_mut(*s as usize) {
+                *x = true;
+            }
+        }
+        if let Some(x) = owns.get_mut(self.home_index()) {
+            *x = true;
+        }
+        owns.iter().enumerate().filter(|(_, o)| **o).map(|(i, _)| i).collect()
+    }
 }
 
 #[cfg(test)]

@@ -118,6 +118,35 @@ enum ShardCmd {
     },
     /// Table of shards.
     List,
+    /// Move the upper half of a shard's slots, with their rows, to a new shard (added here
+    /// unless it exists and owns no slots): an online migration run by the meta leader.
+    Split {
+        /// The shard to split.
+        shard: String,
+        /// The shard that gets half of its slots.
+        #[arg(long, value_name = "SHARD")]
+        into: String,
+        /// The new shard's primary (when it does not exist yet).
+        #[arg(long, value_name = "HOST:PORT")]
+        primary: Option<String>,
+        /// A replica of the new shard; repeatable.
+        #[arg(long = "replica", value_name = "HOST:PORT")]
+        replicas: Vec<String>,
+        /// Wait until the migration ends, printing each phase.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Move every slot of a shard, with its rows, to another shard, then remove it.
+    Merge {
+        /// The shard that goes away.
+        from: String,
+        /// The shard that gets its slots.
+        #[arg(long, value_name = "SHARD")]
+        into: String,
+        /// Wait until the migration ends, printing each phase.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Remove a shard that owns no slots and is not the home shard.
     Remove {
         /// Shard id.
@@ -304,6 +333,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Switchover { shard, to } => return member::switchover(&ctx, shard, to).await,
         Command::Failover { shard } => return member::failover(&ctx, shard).await,
         Command::Slots(SlotsCmd::Migrate { ranges, to, wait }) => return migration::migrate(&ctx, &ranges.0, to, wait).await,
+        Command::Shard(ShardCmd::Split { shard, into, primary, replicas, wait }) => {
+            let req = slotgate_shared::api::SplitRequest { shard, into, primary, replicas, actor: Some(ctx.actor.clone()) };
+            return migration::start(&ctx, "/shards/split", &req, wait).await;
+        }
+        Command::Shard(ShardCmd::Merge { from, into, wait }) => {
+            let req = slotgate_shared::api::MergeRequest { from, into, actor: Some(ctx.actor.clone()) };
+            return migration::start(&ctx, "/shards/merge", &req, wait).await;
+        }
         Command::Migration(MigrationCmd::List) => return migration::list(&ctx).await,
         Command::Migration(MigrationCmd::Show { id }) => return migration::show(&ctx, id).await,
         Command::Migration(MigrationCmd::Cancel { id }) => return migration::cancel(&ctx, id).await,

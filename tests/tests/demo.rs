@@ -60,6 +60,25 @@ async fn demo_starts_a_cluster_clients_can_use() {
     }
     let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM users WHERE id >= 1000").await.unwrap();
     assert_eq!(n, Some(60), "writes after the switchover reach every shard");
+    // README "Add a shard and move data to it": the spare server becomes s4 and slots 0-63,
+    // with their rows, move onto it while the data stays readable.
+    let spare = cluster["spare"]["addr"].as_str().unwrap().to_string();
+    let slotctl = |args: &[&str]| {
+        let out = Command::new(repo().join("target/debug/slotctl")).args(args).output().unwrap();
+        assert!(out.status.success(), "slotctl {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    slotctl(&["shard", "add", "s4", "--primary", &spare]);
+    let before: Option<i64> = c.query_first("SELECT COUNT(*) FROM users").await.unwrap();
+    let moving: Vec<i64> = (1..10_000).filter(|k| slotgate_shared::slot_of(&slotgate_shared::KeyValue::Int(*k), 1024) < 64).take(50).collect();
+    let values: Vec<String> = moving.iter().map(|k| format!("({}, 'm', 'nl')", 100_000 + k)).collect();
+    c.query_drop(format!("INSERT INTO users (id, name, country) VALUES {}", values.join(","))).await.unwrap();
+    let out = slotctl(&["--timeout", "60", "slots", "migrate", "0-63", "--to", "s4", "--wait"]);
+    assert!(out.contains("migration 1 started") && out.contains("done"), "{out}");
+    let after: Option<i64> = c.query_first("SELECT COUNT(*) FROM users").await.unwrap();
+    assert_eq!(after, before.map(|n| n + 50), "every row once after the migration");
+    let list = slotctl(&["migration", "list"]);
+    assert!(list.contains("done") && list.contains("s4"), "{list}");
     let bad = Conn::new(Opts::from_url("mysql://demo:wrong@127.0.0.1:6033/demo?prefer_socket=false").unwrap()).await.unwrap_err();
     assert!(matches!(bad, mysql_async::Error::Server(ref e) if e.code == 1045), "{bad:?}");
 }

@@ -4,7 +4,8 @@
 //! left on the old owner); multi-shard reads during the copy and the catch-up count every row
 //! once (the target's copies are hidden), also as prepared statements; a cancel during the
 //! catch-up returns to the old layout; a leader killed during the copy resumes the job on the
-//! new leader; a table without a primary key is refused with a sentence saying why.
+//! new leader; a table without a primary key is refused with a sentence saying why; a split
+//! onto a new shard and a merge back leave every node answering as before.
 
 use mysql_async::prelude::*;
 use serde_json::{json, Value};
@@ -371,6 +372,65 @@ async fn a_table_without_a_primary_key_is_refused_with_what_to_do() -> anyhow::R
     let (s, v) = c.post(0, "/migrations", &json!({"slots": MOVING, "to": "nope"})).await?;
     assert_eq!(s, 409, "{v}");
     let (s, v) = c.post(0, "/migrations", &json!({"slots": "70-80", "to": "s2"})).await?;
+    assert_eq!(s, 409, "{v}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_split_onto_a_new_shard_and_a_merge_back_keep_every_row_once() -> anyhow::Result<()> {
+    let (a, b, d) = (MariaDb::start().await?, MariaDb::start().await?, MariaDb::start().await?);
+    let c = setup(&[&a, &b], "batch_rows = 300\n").await?;
+    let answers = |c: &TestCluster<'_>, node: usize| {
+        let url = c.node(node).map(|n| n.url(Some("mg"))).unwrap_or_default();
+        async move {
+            let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&url)?).await?;
+            let total: Option<(i64, i64)> = conn.query_first("SELECT COUNT(*), SUM(w) FROM t").await?;
+            let groups: Vec<(i64, i64)> = conn.query("SELECT w, COUNT(*) FROM t GROUP BY w ORDER BY w").await?;
+            let page: Vec<i64> = conn.exec("SELECT id FROM t WHERE w = ? ORDER BY id DESC LIMIT 4", (2,)).await?;
+            anyhow::Ok((total, groups, page))
+        }
+    };
+    let before = answers(&c, 0).await?;
+    assert_eq!(before.0.map(|t| t.0), Some(PRELOAD));
+
+    // Split s0 (slots 0-31 of 64) onto a new shard s2: its upper half (16-31) moves.
+    let (s, v) = c.post(1, "/shards/split", &json!({"shard": "s0", "into": "s2", "primary": d.addr()})).await?;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["slot_list"], json!("16-31"), "{v}");
+    let id = v["id"].as_u64().unwrap_or(0);
+    let end = wait_phase(&c, 0, id, &["done", "failed", "cancelled"], Duration::from_secs(60)).await?;
+    assert_eq!(end["phase"], json!("done"), "{end}");
+    for node in 0..3 {
+        assert_eq!(answers(&c, node).await?, before, "node {node} after the split");
+    }
+    let n_d: Option<i64> = d.conn().await?.query_first("SELECT COUNT(*) FROM mg.t").await?;
+    let expected_d = (1..=PRELOAD).filter(|k| (16..=31).contains(&slot(*k))).count() as i64;
+    assert_eq!(n_d, Some(expected_d), "the new shard holds exactly its slots' rows");
+    let left: Option<i64> = a.conn().await?.query_first(format!("SELECT COUNT(*) FROM mg.t WHERE CRC32(id) % {SLOTS} BETWEEN 16 AND 31")).await?;
+    assert_eq!(left, Some(0));
+
+    // Merge it back: s2's slots return to s0 and s2 leaves the topology.
+    let (s, v) = c.post(2, "/shards/merge", &json!({"from": "s2", "into": "s0"})).await?;
+    assert_eq!(s, 200, "{v}");
+    let id = v["id"].as_u64().unwrap_or(0);
+    let end = wait_phase(&c, 0, id, &["done", "failed", "cancelled"], Duration::from_secs(60)).await?;
+    assert_eq!(end["phase"], json!("done"), "{end}");
+    let deadline = Instant::now() + SECS;
+    loop {
+        let (_, topo) = c.get(0, "/topology?linearizable=true").await?;
+        if topo["shards"].as_array().is_some_and(|s| s.len() == 2) {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the merged shard was not removed: {topo}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for node in 0..3 {
+        assert_eq!(answers(&c, node).await?, before, "node {node} after the merge");
+    }
+    let n_d: Option<i64> = d.conn().await?.query_first("SELECT COUNT(*) FROM mg.t").await?;
+    assert_eq!(n_d, Some(0), "the merged shard was emptied");
+    // The home shard cannot be merged away.
+    let (s, v) = c.post(0, "/shards/merge", &json!({"from": "s0", "into": "s1"})).await?;
     assert_eq!(s, 409, "{v}");
     Ok(())
 }

@@ -21,7 +21,7 @@ pub use switchover::{Switchover, SwitchoverReply, SwitchoverRequest};
 
 use crate::backend::Backends;
 use crate::jobs::Jobs;
-use slotgate_shared::api::MigrateRequest;
+use slotgate_shared::api::{MergeRequest, MigrateRequest, SplitRequest};
 use axum::extract::Path;
 use axum::http::Method;
 use crate::topology::TopologyHandle;
@@ -60,6 +60,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/migrations", axum::routing::post(migrate).get(migration_list))
         .route("/migrations/{id}", get(migration_show))
         .route("/migrations/{id}/cancel", axum::routing::post(migration_cancel))
+        .route("/shards/split", axum::routing::post(split))
+        .route("/shards/merge", axum::routing::post(merge))
         .with_state(state)
 }
 
@@ -131,6 +133,16 @@ async fn migration_cancel(State(s): State<AdminState>, headers: HeaderMap, Path(
     on_leader(s, headers, body, Method::POST, format!("/migrations/{id}/cancel")).await
 }
 
+/// `POST /shards/split {"shard", "into", "primary"?, "replicas"?}`.
+async fn split(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    on_leader(s, headers, body, Method::POST, "/shards/split".into()).await
+}
+
+/// `POST /shards/merge {"from", "into"}`.
+async fn merge(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    on_leader(s, headers, body, Method::POST, "/shards/merge".into()).await
+}
+
 /// Runs a leader-only request here when this node leads, else forwards it to the leader.
 async fn on_leader(s: AdminState, headers: HeaderMap, body: axum::body::Bytes, method: Method, path: String) -> Response {
     if !authorized(&headers, s.token.as_deref()) {
@@ -175,6 +187,8 @@ async fn on_leader(s: AdminState, headers: HeaderMap, body: axum::body::Bytes, m
             None => json_error(StatusCode::NOT_FOUND, format!("no migration {id} (the topology keeps the last {} finished ones)", slotgate_shared::KEEP_FINISHED)),
         },
         Work::Cancel(id, actor) => answer(migrations::cancel(jobs, id, actor).await),
+        Work::Split(r) => answer(migrations::split(jobs, &r).await),
+        Work::Merge(r) => answer(migrations::merge(jobs, &r).await),
     }
 }
 
@@ -195,6 +209,8 @@ enum Work {
     Migrations,
     Migration(u64),
     Cancel(u64, Option<String>),
+    Split(SplitRequest),
+    Merge(MergeRequest),
 }
 
 impl Work {
@@ -208,6 +224,8 @@ impl Work {
             (false, ["slots", "move"]) => Work::Move(serde_json::from_slice(body).map_err(bad)?),
             (false, ["migrations"]) => Work::Migrate(serde_json::from_slice(body).map_err(bad)?),
             (true, ["migrations"]) => Work::Migrations,
+            (false, ["shards", "split"]) => Work::Split(serde_json::from_slice(body).map_err(bad)?),
+            (false, ["shards", "merge"]) => Work::Merge(serde_json::from_slice(body).map_err(bad)?),
             (true, ["migrations", n]) => Work::Migration(id(n)?),
             (false, ["migrations", n, "cancel"]) => {
                 let actor = serde_json::from_slice::<serde_json::Value>(body).ok().and_then(|v| v["actor"].as_str().map(String::from));

@@ -162,7 +162,7 @@ impl Analyzer<'_> {
         if sharded.iter().all(|r| r.top && r.class == first.class) {
             let shards = match &first.pin {
                 Some(p) => p.iter().copied().collect(),
-                None => (0..self.topo.shards.len()).collect(),
+                None => self.topo.data_shards(),
             };
             return Ok(Decision::Spread(shards));
         }

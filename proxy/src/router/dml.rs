@@ -116,7 +116,7 @@ fn route_dml(
                     "UPDATE/DELETE with LIMIT across shards is not supported: pin the shard key in WHERE",
                 ));
             }
-            if shards.len() == topo.shards.len() {
+            if shards == topo.data_shards() {
                 write(Target::ScatterWrite { shards })
             } else {
                 write(Target::Multi { shards, merge: MergePlan::passthrough(), sql: None })

@@ -33,7 +33,7 @@ pub(crate) fn route_query(q: &Query, topo: &Topology, ctx: &RouteContext<'_>) ->
         Decision::Single(shard) => Target::Single { shard },
         Decision::Spread(shards) => {
             let (sql, merge) = plan_select(q, ctx.params)?;
-            if shards.len() == topo.shards.len() {
+            if shards == topo.data_shards() {
                 Target::Scatter { shards, sql, merge }
             } else {
                 Target::Multi { shards, merge, sql }

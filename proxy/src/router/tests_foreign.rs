@@ -11,7 +11,7 @@ fn migrating() -> (Topology, usize) {
     let t = topo();
     let owner = t.shard_of_slot(0);
     let to = if owner == 2 { "s3" } else { "s2" };
-    let t = TopologyCommand::MigrationBegin { slots: vec![SlotRange { first: 0, last: 1 }], to: to.into() }.apply(Some(&t)).unwrap();
+    let t = TopologyCommand::MigrationBegin { slots: vec![SlotRange { first: 0, last: 1 }], to: to.into(), retire_source: false }.apply(Some(&t)).unwrap();
     let idx = t.shards.iter().position(|s| s.id == to).unwrap();
     (t, idx)
 }
@@ -85,4 +85,20 @@ fn joins_that_cannot_be_filtered_exactly_are_refused() {
             other => panic!("{sql}: expected 1235, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_shard_without_slots_is_not_asked() {
+    use slotgate_shared::{Shard, ShardState};
+    let shard = Shard { id: "new".into(), state: ShardState::Active, primary: "127.0.0.1:2".into(), replicas: vec![] };
+    let t = TopologyCommand::AddShard { shard }.apply(Some(&topo())).unwrap();
+    let p = Parsed::parse("SELECT COUNT(*) FROM orders").unwrap();
+    let r = route(&p, &t, &RouteContext { database: Some("shop"), params: &[] }).unwrap();
+    assert!(matches!(&r.target, Target::Scatter { shards, .. } if shards == &vec![0, 1, 2, 3]), "{:?}", r.target);
+    let p = Parsed::parse("DELETE FROM orders WHERE status = 'x'").unwrap();
+    let r = route(&p, &t, &RouteContext { database: Some("shop"), params: &[] }).unwrap();
+    assert_eq!(r.target, Target::ScatterWrite { shards: vec![0, 1, 2, 3] });
+    let p = Parsed::parse("ALTER TABLE orders ADD COLUMN x INT").unwrap();
+    let r = route(&p, &t, &RouteContext { database: Some("shop"), params: &[] }).unwrap();
+    assert_eq!(r.target, Target::Broadcast { shards: vec![0, 1, 2, 3, 4] }, "DDL reaches the new shard too");
 }

@@ -4,19 +4,26 @@
 //! Contract: `migrate` makes one `POST /migrations` (the leader checks the shards and records
 //! the migration) and prints its id; with `--wait` it then polls `GET /migrations/{id}` until
 //! the migration ends, printing each phase once, and fails unless it ends `done`. `list`,
-//! `show` and `cancel` make one call each.
+//! `show` and `cancel` make one call each. `shard split` and `shard merge` start their
+//! migration the same way (`POST /shards/split|merge`).
 
 use super::{emit, emit_json, Ctx};
 use crate::table;
 use anyhow::{bail, Result};
 use slotgate_shared::api::{MigrateRequest, MigrationView};
+use serde::Serialize;
 use slotgate_shared::{MigrationPhase, SlotRange};
 use std::time::Duration;
 
 pub async fn migrate(ctx: &Ctx, slots: &[SlotRange], to: String, wait: bool) -> Result<()> {
-    let list = SlotRange::format_list(slots);
-    let req = MigrateRequest { slots: list.clone(), to: to.clone(), actor: Some(ctx.actor.clone()) };
-    let reply = ctx.client.post("/migrations", &req).await?;
+    let req = MigrateRequest { slots: SlotRange::format_list(slots), to, actor: Some(ctx.actor.clone()) };
+    start(ctx, "/migrations", &req, wait).await
+}
+
+/// Starts a migration (`POST path`: a migrate, split or merge request), then follows it with
+/// `wait`.
+pub async fn start<B: Serialize>(ctx: &Ctx, path: &str, body: &B, wait: bool) -> Result<()> {
+    let reply = ctx.client.post(path, body).await?;
     let m: MigrationView = reply.parse()?;
     if ctx.json && !wait {
         emit_json(&reply);
@@ -25,8 +32,11 @@ pub async fn migrate(ctx: &Ctx, slots: &[SlotRange], to: String, wait: bool) -> 
     let id = m.migration.id;
     if !ctx.json {
         emit(&format!(
-            "migration {id} started: slots {list} from shard {} to shard {to}; follow it with `slotctl migration show {id}`\n",
-            m.migration.from
+            "migration {id} started: slots {} from shard {} to shard {}{}; follow it with `slotctl migration show {id}`\n",
+            m.slot_list,
+            m.migration.from,
+            m.migration.to,
+            if m.migration.retire_source { format!(" (shard {} is removed after)", m.migration.from) } else { String::new() }
         ));
     }
     if !wait {

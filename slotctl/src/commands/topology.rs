@@ -80,18 +80,7 @@ pub fn state_name(s: ShardState) -> &'static str {
 
 /// The slots owned by shard index `shard`, as maximal runs of consecutive slots, in order.
 pub fn owned_ranges(slots: &[u16], shard: usize) -> Vec<SlotRange> {
-    let mut out: Vec<SlotRange> = Vec::new();
-    for (slot, owner) in slots.iter().enumerate() {
-        if *owner as usize != shard {
-            continue;
-        }
-        let slot = slot as u32;
-        match out.last_mut() {
-            Some(r) if r.last + 1 == slot => r.last = slot,
-            _ => out.push(SlotRange { first: slot, last: slot }),
-        }
-    }
-    out
+    SlotRange::compress(slots.iter().enumerate().filter(|(_, owner)| **owner as usize == shard).map(|(slot, _)| slot as u32))
 }
 
 /// `0-255, 300` (with `sep` = `", "`) or `0-255,300`.

@@ -452,6 +452,7 @@ async fn cutover(ctl: &Control, m: &Migration, applier: &mut Applier, source: &m
 
 /// Deletes the moved rows from the source, then records `done`.
 async fn cleanup(ctl: &Control, m: &Migration) -> Result<(), MigrationError> {
+    settle(ctl).await;
     let t = topology(ctl)?;
     let mut source = open(&ctl.sw, &primary(&t, &m.from)?).await?;
     let tables = describe(&mut source, &t).await?;
@@ -463,7 +464,32 @@ async fn cleanup(ctl: &Control, m: &Migration) -> Result<(), MigrationError> {
         deleted += n;
     }
     let _ = source.disconnect().await;
-    ctl.phase(MigrationPhase::Done, &format!("moved; {deleted} rows deleted from the source")).await
+    ctl.phase(MigrationPhase::Done, &format!("moved; {deleted} rows deleted from the source")).await?;
+    if m.retire_source {
+        // A merge: the source owns no slot any more.
+        if let Err(e) = ctl.submit(TopologyCommand::RemoveShard { shard: m.from.clone() }).await {
+            tracing::warn!(migration = m.id, shard = %m.from, error = %e, "the merged shard could not be removed; remove it with slotctl shard remove");
+        }
+    }
+    Ok(())
+}
+
+/// Before the source's rows go: lets every member of the meta group apply the commit, so that
+/// no node still reads the moved slots from the source (each member has the leader's applied
+/// log, or a lease passed: a node that hears nothing for a lease stops serving), plus the time
+/// for a heartbeat to carry the commit index and the node to swap its topology.
+async fn settle(ctl: &Control) {
+    let meta = &ctl.sw.meta;
+    let deadline = Instant::now() + meta.lease_duration();
+    let want = meta.cluster_status().await.applied_index;
+    loop {
+        let s = meta.cluster_status().await;
+        if s.members.iter().all(|m| m.matched_index >= want) || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
 }
 
 /// Deletes the target's copies, then records `final_phase` (failed or cancelled).
