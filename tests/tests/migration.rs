@@ -3,8 +3,9 @@
 //! with no client error and every acknowledged write present exactly once on its owner (none
 //! left on the old owner); multi-shard reads during the copy and the catch-up count every row
 //! once (the target's copies are hidden), also as prepared statements; a cancel during the
-//! catch-up returns to the old layout; a leader killed during the copy resumes the job on the
-//! new leader; a table without a primary key is refused with a sentence saying why; a split
+//! catch-up returns to the old layout; a leader killed during the copy, or during the catch-up,
+//! is replaced by a new leader that starts the job again (writes go on, nothing is lost): the
+//! former finishes the migration; a table without a primary key is refused with a sentence saying why; a split
 //! onto a new shard and a merge back leave every node answering as before.
 
 use mysql_async::prelude::*;
@@ -432,5 +433,55 @@ async fn a_split_onto_a_new_shard_and_a_merge_back_keep_every_row_once() -> anyh
     // The home shard cannot be merged away.
     let (s, v) = c.post(0, "/shards/merge", &json!({"from": "s0", "into": "s1"})).await?;
     assert_eq!(s, 409, "{v}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_killed_during_the_catch_up_is_replaced_and_nothing_is_lost() -> anyhow::Result<()> {
+    slotgate_tests::logs();
+    let (a, b, d) = (MariaDb::start().await?, MariaDb::start().await?, MariaDb::start().await?);
+    let shards = [&a, &b, &d];
+    // The catch-up never ends on its own (no pass is under 0 ms): it is where the leader dies.
+    let mut c = setup(&shards, "catch_up_lag_ms = 0\n").await?;
+    let leader = c.wait_leader(SECS).await?;
+    let id = start(&c, leader).await?;
+    wait_phase(&c, leader, id, &["catch_up"], SECS).await?;
+    c.kill(leader).await;
+    let other = (leader + 1) % 3;
+    let mut conn = c.node(other)?.conn(Some("mg")).await?;
+    let mut acked = Vec::new();
+    let moving_rows = |acked: &[i64]| (1..=PRELOAD).chain(acked.iter().copied()).filter(|k| moving(*k)).count() as i64;
+    // The new leader starts the job again; writes go on meanwhile, and its new copy and
+    // catch-up bring them to the target.
+    let mut k = 20_000i64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        k += 1;
+        match conn.exec_drop("INSERT INTO t (id, w) VALUES (?, 2)", (k,)).await {
+            Ok(()) => acked.push(k),
+            Err(mysql_async::Error::Server(e)) if e.code == 1105 && e.message.contains("lost contact") => {}
+            Err(e) => return Err(e.into()),
+        }
+        let (s, h) = c.get(other, "/topology/history").await?;
+        let restarted = s == 200 && h.to_string().contains("from phase catch_up");
+        let (s, m) = c.get(other, &format!("/migrations/{id}")).await?;
+        if restarted && s == 200 && m["phase"] == json!("catch_up") && moving_rows_on(&d).await? == moving_rows(&acked) {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the new leader never caught up again: {m}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Cancelled on the new leader: the layout is as before, with every acknowledged write.
+    let (s, v) = c.post(other, &format!("/migrations/{id}/cancel"), &json!({})).await?;
+    assert_eq!(s, 200, "{v}");
+    let end = wait_phase(&c, other, id, &["cancelled", "failed", "done"], Duration::from_secs(60)).await?;
+    assert_eq!(end["phase"], json!("cancelled"), "{end}");
+    assert_eq!(moving_rows_on(&d).await?, 0, "the copies are deleted");
+    assert_eq!(moving_rows_on(&a).await?, moving_rows(&acked), "the source has every row of its slots");
+    let rows = all_rows(&shards).await?;
+    let ids: BTreeSet<i64> = rows.iter().map(|r| r.1).collect();
+    assert_eq!(ids.len(), rows.len(), "no row on two shards");
+    let want: BTreeSet<i64> = (1..=PRELOAD).chain(acked.iter().copied()).collect();
+    assert!(ids == want, "every acknowledged row is there once ({} vs {})", ids.len(), want.len());
     Ok(())
 }

@@ -9,7 +9,7 @@
 
 use super::binlog::BinlogPos;
 use super::tables::TableInfo;
-use super::{Control, MigrationError};
+use super::{cell, Control, MigrationError};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 
@@ -17,7 +17,8 @@ use mysql_async::{Conn, Row, Value};
 pub async fn snapshot(source: &mut Conn) -> Result<BinlogPos, MigrationError> {
     source.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
     source.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT").await?;
-    let rows: Vec<(String, String)> = source.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
+    let raw: Vec<Row> = source.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
+    let rows = raw.iter().map(|r| Ok((cell::<String>(r, 0)?, cell::<String>(r, 1)?))).collect::<Result<Vec<_>, MigrationError>>()?;
     let get = |name: &str| rows.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     match (get("binlog_snapshot_file"), get("binlog_snapshot_position").and_then(|p| p.parse().ok())) {
         (Some(file), Some(pos)) if !file.is_empty() => Ok(BinlogPos { file, pos }),
@@ -67,7 +68,8 @@ async fn write_batch(target: &mut Conn, table: &TableInfo, rows: &[Vec<Value>]) 
 /// Rows of the moving slots on `conn` (an estimate for progress: the source's count).
 pub async fn count(conn: &mut Conn, table: &TableInfo, slot_count: u32, slots: &str) -> Result<u64, MigrationError> {
     let sql = format!("SELECT COUNT(*) FROM {} WHERE {}", table.quoted, table.slot_filter(slot_count, slots));
-    Ok(conn.query_first::<u64, _>(sql).await?.unwrap_or(0))
+    let row: Option<Row> = conn.query_first(sql).await?;
+    Ok(row.map(|r| cell::<u64>(&r, 0)).transpose()?.unwrap_or(0))
 }
 
 /// Deletes the moving slots' rows of `table` on `conn` in primary-key batches (cleanup on the

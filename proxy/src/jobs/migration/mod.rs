@@ -101,6 +101,15 @@ impl From<mysql_async::Error> for MigrationError {
 /// Live progress of a migration run by this node.
 pub use slotgate_shared::api::MigrationProgress as Progress;
 
+/// Column `i` of a backend's row as `T`, or an error (never the panic of a typed query).
+pub(crate) fn cell<T: mysql_async::prelude::FromValue>(row: &mysql_async::Row, i: usize) -> Result<T, MigrationError> {
+    match row.get_opt::<T, usize>(i) {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err(MigrationError::Backend(format!("unexpected value in column {i} of a backend's answer: {e}"))),
+        None => Err(MigrationError::Backend(format!("a backend's answer has no column {i}"))),
+    }
+}
+
 /// What a running job checks and reports through.
 pub struct Control {
     pub sw: Switchover,
@@ -200,16 +209,18 @@ pub async fn check(sw: &Switchover, t: &Topology, from: &str, to: &str) -> Resul
     let addr = |id: &str| t.shards.iter().find(|s| s.id == id).map(|s| s.primary.clone()).ok_or_else(|| MigrationError::Check(format!("unknown shard {id:?}")));
     let mut source = open(sw, &addr(from)?).await.map_err(|e| MigrationError::Check(format!("the source shard {from:?} does not answer: {e}")))?;
     let mut target = open(sw, &addr(to)?).await.map_err(|e| MigrationError::Check(format!("the target shard {to:?} does not answer: {e}")))?;
-    let (log_bin, format, image): (u8, String, String) = source
+    let row: mysql_async::Row = source
         .query_first("SELECT @@log_bin, @@binlog_format, @@binlog_row_image")
         .await?
         .ok_or_else(|| MigrationError::Check("the source did not answer its binlog settings".into()))?;
+    let (log_bin, format, image): (u8, String, String) = (cell(&row, 0)?, cell(&row, 1)?, cell(&row, 2)?);
     if log_bin != 1 || !format.eq_ignore_ascii_case("ROW") || !image.eq_ignore_ascii_case("FULL") {
         return Err(MigrationError::Check(format!(
             "the source shard {from:?} must write a ROW binlog with full images (log_bin=ON, binlog_format=ROW, binlog_row_image=FULL; it has log_bin={log_bin}, binlog_format={format}, binlog_row_image={image}): set them in its server config and restart it"
         )));
     }
-    let read_only: u8 = target.query_first("SELECT @@read_only").await?.unwrap_or(1);
+    let row: Option<mysql_async::Row> = target.query_first("SELECT @@read_only").await?;
+    let read_only: u8 = row.map(|r| cell(&r, 0)).transpose()?.unwrap_or(1);
     if read_only != 0 {
         return Err(MigrationError::Check(format!("the target shard {to:?}'s primary is read-only; make it writable (SET GLOBAL read_only=OFF) and retry")));
     }

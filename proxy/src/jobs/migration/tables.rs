@@ -8,7 +8,7 @@
 //! as is (BIT, old TIME, GEOMETRY). `ensure_on_target` creates a missing table on the target
 //! from the source's `SHOW CREATE TABLE` and refuses a different definition.
 
-use super::MigrationError;
+use super::{cell, MigrationError};
 use crate::backend::quote_ident;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -47,12 +47,13 @@ pub struct TableInfo {
 
 impl TableInfo {
     pub async fn read(conn: &mut Conn, database: &str, table: &str, key_column: &str) -> Result<TableInfo, MigrationError> {
-        let rows: Vec<(String, String, String)> = conn
+        let raw: Vec<mysql_async::Row> = conn
             .exec(
                 "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
                 (database, table),
             )
             .await?;
+        let rows = raw.iter().map(|r| Ok((cell::<String>(r, 0)?, cell::<String>(r, 1)?, cell::<String>(r, 2)?))).collect::<Result<Vec<_>, MigrationError>>()?;
         let name = format!("{database}.{table}");
         if rows.is_empty() {
             return Err(MigrationError::Check(format!("table {name} does not exist on the source shard")));
@@ -93,12 +94,13 @@ impl TableInfo {
             columns.push(Column { name: col.clone(), kind });
         }
         let key = key.ok_or_else(|| MigrationError::Check(format!("{name} has no column {key_column} (its shard key)")))?;
-        let pk_cols: Vec<String> = conn
+        let raw: Vec<mysql_async::Row> = conn
             .exec(
                 "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
                 (database, table),
             )
             .await?;
+        let pk_cols = raw.iter().map(|r| cell::<String>(r, 0)).collect::<Result<Vec<_>, MigrationError>>()?;
         if pk_cols.is_empty() {
             return Err(MigrationError::Check(format!(
                 "{name} has no primary key; online migration copies and replays rows by primary key: add one (ALTER TABLE {name} ADD PRIMARY KEY (...)) and retry"
@@ -149,8 +151,9 @@ impl TableInfo {
 }
 
 async fn show_create(conn: &mut Conn, quoted: &str) -> Result<Option<String>, MigrationError> {
-    match conn.query_first::<(Vec<u8>, Vec<u8>), _>(format!("SHOW CREATE TABLE {quoted}")).await {
-        Ok(row) => Ok(row.map(|(_, sql)| String::from_utf8_lossy(&sql).into_owned())),
+    match conn.query_first::<mysql_async::Row, _>(format!("SHOW CREATE TABLE {quoted}")).await {
+        Ok(Some(row)) => Ok(Some(String::from_utf8_lossy(&cell::<Vec<u8>>(&row, 1)?).into_owned())),
+        Ok(None) => Ok(None),
         Err(mysql_async::Error::Server(e)) if e.code == 1146 || e.code == 1049 => Ok(None),
         Err(e) => Err(e.into()),
     }

@@ -7,7 +7,7 @@
 //! target); [`compare`] reports every slot whose count or checksum differs, in one sentence.
 
 use super::tables::TableInfo;
-use super::MigrationError;
+use super::{cell, MigrationError};
 use crate::backend::quote_ident;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -29,8 +29,8 @@ pub async fn checksums(conn: &mut Conn, table: &TableInfo, slot_count: u32, slot
         table.quoted,
         table.slot_filter(slot_count, slots)
     );
-    let rows: Vec<(u32, u64, u64, u64)> = conn.query(sql).await?;
-    Ok(rows.into_iter().map(|(s, n, x, sum)| (s, (n, x, sum))).collect())
+    let rows: Vec<mysql_async::Row> = conn.query(sql).await?;
+    rows.iter().map(|r| Ok((cell::<u32>(r, 0)?, (cell::<u64>(r, 1)?, cell::<u64>(r, 2)?, cell::<u64>(r, 3)?)))).collect()
 }
 
 /// `Ok` when both sides agree, else a sentence naming the differing slots.
