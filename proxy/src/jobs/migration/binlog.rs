@@ -4,10 +4,12 @@
 //! (REPLACE by primary key for inserts and updates' after images, DELETE by primary key for
 //! deletes and for updates that move a row out of the slots or change its key).
 //!
-//! Contract: events are applied in binlog order, one target transaction per source
-//! transaction; [`Applier::run_until`] returns at the first transaction boundary at or after
-//! the position asked for, so after it returns the target holds, for the moving slots, exactly
-//! the source's rows as of that position (given a copy taken at or before the start position).
+//! Contract: events are applied in binlog order, the source's transactions grouped into target
+//! transactions that commit at source transaction boundaries (nothing reads the target's
+//! copies before the cutover); [`Applier::run_until`] commits and returns at the first
+//! transaction boundary at or after the position asked for, so after it returns the target
+//! holds, for the moving slots, exactly the source's rows as of that position (given a copy
+//! taken at or before the start position).
 //! Replaying from an earlier position converges to the same rows. DDL on a migrated table
 //! stops the applier with [`MigrationError::Ddl`]; a purged binlog or a lost source is an
 //! error, never a silent gap.
@@ -73,6 +75,9 @@ pub struct Applied {
     pub rows: u64,
 }
 
+/// Rows the applier groups in one target transaction at most.
+const GROUP_ROWS: u64 = 5000;
+
 pub struct Applier {
     stream: BinlogStream,
     target: Conn,
@@ -82,9 +87,14 @@ pub struct Applier {
     pos: BinlogPos,
     /// Inside a transaction of the source's binlog (a position mid-group is not a stop).
     in_tx: bool,
-    /// The target's transaction for it is open: opened by its first row of a moving slot, so
-    /// that the source's other transactions cost the target nothing.
+    /// The target's transaction is open: opened by the first row of a moving slot, it groups
+    /// the source's transactions and commits when the applier stops (or holds `GROUP_ROWS`),
+    /// since nothing reads the target's copies before the cutover; the source's other
+    /// transactions cost the target nothing.
     target_tx: bool,
+    /// Rows in the open target transaction, and in the source transaction being read.
+    group_rows: u64,
+    tx_rows: u64,
     pub applied: Applied,
     /// Timestamp (Unix seconds) of the last event read.
     pub last_event_at: u32,
@@ -98,7 +108,7 @@ impl Applier {
             MigrationError::Source(format!("cannot read the source's binlog from {from} ({e}); the backend account needs REPLICATION SLAVE, and the binlog must not be purged"))
         })?;
         let tables = tables.into_iter().map(|t| ((t.database.clone(), t.table.clone()), t)).collect();
-        Ok(Applier { stream, target, tables, moving, slot_count, pos: from, in_tx: false, target_tx: false, applied: Applied::default(), last_event_at: 0 })
+        Ok(Applier { stream, target, tables, moving, slot_count, pos: from, in_tx: false, target_tx: false, group_rows: 0, tx_rows: 0, applied: Applied::default(), last_event_at: 0 })
     }
 
     pub fn position(&self) -> &BinlogPos {
@@ -122,6 +132,7 @@ impl Applier {
             };
             self.handle(&event).await?;
         }
+        self.flush().await?;
         tracing::debug!(at = %self.pos, want = %want, events = self.applied.events, rows = self.applied.rows, "binlog applier reached its target position");
         Ok(())
     }
@@ -151,14 +162,17 @@ impl Applier {
                 let sql = q.query();
                 let word = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
                 match word.as_str() {
-                    "BEGIN" | "XA" => self.in_tx = true,
+                    "BEGIN" | "XA" => {
+                        self.in_tx = true;
+                        self.tx_rows = 0;
+                    }
                     "COMMIT" => self.commit().await?,
                     "ROLLBACK" => {
-                        if self.target_tx {
-                            self.target.query_drop("ROLLBACK").await?;
+                        // Logged only for transactions that also wrote non-transactional tables.
+                        if self.tx_rows > 0 {
+                            return Err(MigrationError::Source(format!("a transaction rolled back on the source at {} after its rows reached the target; the migration starts again", self.pos)));
                         }
                         self.in_tx = false;
-                        self.target_tx = false;
                     }
                     _ => self.check_ddl(&String::from_utf8_lossy(q.schema_raw()), &sql)?,
                 }
@@ -173,22 +187,35 @@ impl Applier {
         Ok(())
     }
 
-    /// Opens the target's transaction before the first row it applies of a source transaction.
+    /// Opens the target's transaction before the first row it applies.
     async fn begin(&mut self) -> Result<(), MigrationError> {
         if !self.target_tx {
             self.target.query_drop("BEGIN").await?;
             self.target_tx = true;
-            self.in_tx = true;
+        }
+        self.in_tx = true;
+        self.tx_rows += 1;
+        self.group_rows += 1;
+        Ok(())
+    }
+
+    /// The end of a source transaction; the target's group commits once it is big.
+    async fn commit(&mut self) -> Result<(), MigrationError> {
+        self.in_tx = false;
+        self.tx_rows = 0;
+        if self.group_rows >= GROUP_ROWS {
+            self.flush().await?;
         }
         Ok(())
     }
 
-    async fn commit(&mut self) -> Result<(), MigrationError> {
+    /// Commits the target's open group (at a source transaction boundary).
+    async fn flush(&mut self) -> Result<(), MigrationError> {
         if self.target_tx {
             self.target.query_drop("COMMIT").await?;
+            self.target_tx = false;
+            self.group_rows = 0;
         }
-        self.in_tx = false;
-        self.target_tx = false;
         Ok(())
     }
 
