@@ -106,23 +106,7 @@ async fn main() -> anyhow::Result<()> {
     for w in 0..WRITERS {
         let url = c.node(w % 3)?.url(Some("mg"));
         let (stop, longest) = (stop.clone(), longest.clone());
-        writers.push(tokio::spawn(async move {
-            let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&url)?).await?;
-            let (mut acked, mut errors, mut k) = (Vec::new(), 0usize, 0i64);
-            while !stop.load(Ordering::Relaxed) {
-                k += 1;
-                let id = 1_000_000_000 + w as i64 * 10_000_000 + k;
-                let t = Instant::now();
-                match conn.exec_drop("INSERT INTO t (id, w) VALUES (?, ?)", (id, w as i64)).await {
-                    Ok(()) => acked.push(id),
-                    Err(_) => errors += 1,
-                }
-                if moving(id) {
-                    longest.fetch_max(t.elapsed().as_micros() as u64, Ordering::Relaxed);
-                }
-            }
-            anyhow::Ok((acked, errors))
-        }));
+        writers.push(tokio::spawn(slotgate_tests::load::timed_writer(url, w as i64, 1_000_000_000, stop, longest, moving)));
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (mut cutover, mut pause, mut rates) = (Vec::new(), Vec::new(), Vec::new());

@@ -18,7 +18,7 @@ use slotgate_tests::proxy::ProxyOptions;
 use slotgate_tests::MariaDb;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WRITERS: usize = 6;
 
@@ -49,21 +49,7 @@ async fn main() -> anyhow::Result<()> {
     for w in 0..WRITERS {
         let url = c.node(w % 3)?.url(Some("b"));
         let (stop, longest) = (stop.clone(), longest.clone());
-        writers.push(tokio::spawn(async move {
-            let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&url)?).await?;
-            let (mut acked, mut errors, mut k) = (Vec::new(), 0usize, 0i64);
-            while !stop.load(Ordering::Relaxed) {
-                k += 1;
-                let id = w as i64 * 10_000_000 + k;
-                let t = Instant::now();
-                match conn.exec_drop("INSERT INTO t (id, w) VALUES (?, ?)", (id, w as i64)).await {
-                    Ok(()) => acked.push(id),
-                    Err(_) => errors += 1,
-                }
-                longest.fetch_max(t.elapsed().as_micros() as u64, Ordering::Relaxed);
-            }
-            anyhow::Ok((acked, errors))
-        }));
+        writers.push(tokio::spawn(slotgate_tests::load::timed_writer(url, w as i64, 0, stop, longest, |_| true)));
     }
     // A new meta leader waits out one lease (3 s in the test cluster) before its first cutover.
     tokio::time::sleep(Duration::from_secs(4)).await;

@@ -27,3 +27,24 @@ pub async fn writer(url: String, w: i64, stop: Arc<AtomicBool>) -> (Vec<i64>, Ve
     }
     (acked, errors)
 }
+
+/// Writer `w` of a benchmark: inserts `(id, w)` rows into `t` (ids `base + w * 10_000_000 + n`)
+/// through `url` back to back until `stop`, raising `longest` to the duration (µs) of each
+/// INSERT whose id `watch` selects. Returns the acknowledged ids and how many failed.
+pub async fn timed_writer(url: String, w: i64, base: i64, stop: Arc<AtomicBool>, longest: Arc<std::sync::atomic::AtomicU64>, watch: fn(i64) -> bool) -> anyhow::Result<(Vec<i64>, usize)> {
+    let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&url)?).await?;
+    let (mut acked, mut errors, mut k) = (Vec::new(), 0usize, 0i64);
+    while !stop.load(Ordering::Relaxed) {
+        k += 1;
+        let id = base + w * 10_000_000 + k;
+        let t = std::time::Instant::now();
+        match conn.exec_drop("INSERT INTO t (id, w) VALUES (?, ?)", (id, w)).await {
+            Ok(()) => acked.push(id),
+            Err(_) => errors += 1,
+        }
+        if watch(id) {
+            longest.fetch_max(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
+    }
+    Ok((acked, errors))
+}
