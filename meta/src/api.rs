@@ -6,7 +6,15 @@
 //! forwarded to the leader; `GET /topology` is served from the local applied state unless
 //! `?linearizable=true` asks for a read-index read through the leader.
 //!
-//! Routes: `GET /topology`, `GET /topology/history?limit=N`, `POST /commands`, `GET /cluster`,
+//! `GET /topology/watch?from=V` streams JSON lines (`application/x-ndjson`) for downstream
+//! systems: for every version after `V` that this node applied, a line `{"version", "change"}`
+//! with the history entry (while the history keeps it), then after each batch one line
+//! `{"version", "topology"}` with the current topology; it starts with the versions after `V`
+//! already applied (so a consumer resumes from the last version it saw) and runs until the
+//! client goes or the node stops.
+//!
+//! Routes: `GET /topology`, `GET /topology/history?limit=N`, `GET /topology/watch?from=V`,
+//! `POST /commands`, `GET /cluster`,
 //! `POST /cluster/members`, `POST /cluster/members/{id}/promote`, `DELETE /cluster/members/{id}`.
 
 use std::sync::Arc;
@@ -37,6 +45,7 @@ pub fn admin_routes(node: MetaNode, token: Option<Arc<str>>) -> Router {
     Router::new()
         .route("/topology", get(topology))
         .route("/topology/history", get(history))
+        .route("/topology/watch", get(watch))
         .route("/commands", post(command))
         .route("/cluster", get(cluster))
         .route("/cluster/members", post(add_member))
@@ -83,6 +92,38 @@ async fn topology(State(s): State<ApiState>, Query(q): Query<TopologyQuery>) -> 
         Ok(t) => Json(t).into_response(),
         Err(e) => error(e),
     }
+}
+
+#[derive(Deserialize)]
+struct WatchQuery {
+    #[serde(default)]
+    from: u64,
+}
+
+async fn watch(State(s): State<ApiState>, Query(q): Query<WatchQuery>) -> Response {
+    let stream = futures_util::stream::unfold((s.node.state(), q.from, true), |(mut rx, last, first)| async move {
+        let mut wait = !first;
+        loop {
+            if wait && rx.changed().await.is_err() {
+                return None;
+            }
+            wait = true;
+            let state = rx.borrow_and_update().clone();
+            let Some(t) = state.topology.as_ref() else { continue };
+            if t.version <= last {
+                continue;
+            }
+            let mut out = String::new();
+            for e in state.history.iter().filter(|e| e.version > last && e.version <= t.version) {
+                out += &serde_json::json!({ "version": e.version, "change": e }).to_string();
+                out.push('\n');
+            }
+            out += &serde_json::json!({ "version": t.version, "topology": t }).to_string();
+            out.push('\n');
+            return Some((Ok::<_, std::convert::Infallible>(out), (rx, t.version, false)));
+        }
+    });
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], axum::body::Body::from_stream(stream)).into_response()
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,8 @@
 //! The embedded Raft meta group with 3 real nodes (in-process, real sockets, real MariaDB
 //! shards): election, init from the configuration, leader kill, restart from disk, a late
 //! learner fed by a snapshot, a network partition, duplicate and invalid commands, and a slot
-//! reassignment committed through one node that changes where another node routes.
+//! reassignment committed through one node that changes where another node routes; the
+//! topology watch streams every version and resumes from one.
 
 use mysql_async::prelude::*;
 use serde_json::{json, Value};
@@ -255,5 +256,57 @@ async fn a_slot_moved_through_one_node_changes_where_another_node_routes() -> an
     assert_eq!(count("freeze_slots", "refused"), 1.0, "{text}");
     assert_eq!((count("freeze_slots", "applied"), count("assign_slots", "applied")), (2.0, 2.0), "{text}");
     assert_eq!(slotgate_tests::proxy::sample(&text, "slotgate_cutover_total{kind=\"slot_move\",result=\"committed\"}"), 2.0, "{text}");
+    Ok(())
+}
+
+/// Reads `GET /topology/watch` lines until one has topology version `v` (or fails at `SECS`).
+async fn watch_until(resp: &mut reqwest::Response, buf: &mut String, v: u64) -> anyhow::Result<Vec<Value>> {
+    let mut lines = Vec::new();
+    let deadline = tokio::time::Instant::now() + SECS;
+    loop {
+        while let Some(at) = buf.find('\n') {
+            let line: Value = serde_json::from_str(&buf[..at])?;
+            buf.drain(..=at);
+            let done = line["topology"]["version"] == json!(v);
+            lines.push(line);
+            if done {
+                return Ok(lines);
+            }
+        }
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk()).await.map_err(|_| anyhow::anyhow!("no version {v} on the watch: {lines:?}"))??;
+        let chunk = chunk.ok_or_else(|| anyhow::anyhow!("the watch ended"))?;
+        buf.push_str(std::str::from_utf8(&chunk)?);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn topology_watch_streams_every_version_and_resumes_from_one() -> anyhow::Result<()> {
+    let a = MariaDb::start().await?;
+    let c = TestCluster::start(&[&a], 3, 3, ProxyOptions::default()).await?;
+    c.wait_leader(SECS).await?;
+    versions(&c, &[0, 1, 2], 1).await?;
+    let url = format!("http://127.0.0.1:{}/topology/watch", c.admin_port(2));
+    let http = reqwest::Client::new();
+    let denied = http.get(&url).send().await?;
+    assert_eq!(denied.status().as_u16(), 401, "the watch needs the admin token");
+    let mut resp = http.get(&url).bearer_auth(slotgate_tests::cluster::ADMIN_TOKEN).send().await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut buf = String::new();
+    let first = watch_until(&mut resp, &mut buf, 1).await?;
+    assert_eq!(first.first().map(|l| l["change"]["command"]["kind"].clone()), Some(json!("init")), "{first:?}");
+    // Changes committed through another node reach the watcher, each with its command.
+    for (i, t) in ["w1", "w2"].into_iter().enumerate() {
+        let (s, v) = c.command(i, &format!("watch-{t}"), add_rule(t)).await?;
+        assert_eq!(s, 200, "{v}");
+    }
+    let next = watch_until(&mut resp, &mut buf, 3).await?;
+    let changes: Vec<u64> = next.iter().filter(|l| l.get("change").is_some()).filter_map(|l| l["version"].as_u64()).collect();
+    assert_eq!(changes, vec![2, 3], "every version once, in order: {next:?}");
+    // A consumer that saw version 2 resumes from it.
+    let mut again = http.get(format!("{url}?from=2")).bearer_auth(slotgate_tests::cluster::ADMIN_TOKEN).send().await?;
+    let mut buf = String::new();
+    let resumed = watch_until(&mut again, &mut buf, 3).await?;
+    let changes: Vec<u64> = resumed.iter().filter(|l| l.get("change").is_some()).filter_map(|l| l["version"].as_u64()).collect();
+    assert_eq!(changes, vec![3], "{resumed:?}");
     Ok(())
 }
