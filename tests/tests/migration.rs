@@ -6,7 +6,8 @@
 //! catch-up returns to the old layout; a leader killed during the copy, or during the catch-up,
 //! is replaced by a new leader that starts the job again (writes go on, nothing is lost): the
 //! former finishes the migration; a table without a primary key is refused with a sentence saying why; a split
-//! onto a new shard and a merge back leave every node answering as before.
+//! onto a new shard and a merge back leave every node answering as before; DDL on a moving
+//! table stops the migration with the reason and the source keeps the slots.
 
 use mysql_async::prelude::*;
 use serde_json::{json, Value};
@@ -483,5 +484,27 @@ async fn a_leader_killed_during_the_catch_up_is_replaced_and_nothing_is_lost() -
     assert_eq!(ids.len(), rows.len(), "no row on two shards");
     let want: BTreeSet<i64> = (1..=PRELOAD).chain(acked.iter().copied()).collect();
     assert!(ids == want, "every acknowledged row is there once ({} vs {})", ids.len(), want.len());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ddl_on_a_moving_table_stops_the_migration_and_the_source_keeps_the_slots() -> anyhow::Result<()> {
+    let (a, b, d) = (MariaDb::start().await?, MariaDb::start().await?, MariaDb::start().await?);
+    let shards = [&a, &b, &d];
+    let c = setup(&shards, "catch_up_lag_ms = 0\n").await?;
+    let id = start(&c, 0).await?;
+    wait_phase(&c, 0, id, &["catch_up"], SECS).await?;
+    // DDL through slotgate reaches every shard; the applier sees it in the source's binlog.
+    let mut conn = c.node(1)?.conn(Some("mg")).await?;
+    conn.query_drop("ALTER TABLE t ADD COLUMN extra INT NULL").await?;
+    let end = wait_phase(&c, 2, id, &["failed", "cancelled", "done"], Duration::from_secs(60)).await?;
+    assert_eq!(end["phase"], json!("failed"), "{end}");
+    let detail = end["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("mg.t") && detail.contains("changed on the source") && detail.contains("retry"), "{detail}");
+    assert_eq!(moving_rows_on(&d).await?, 0, "the target's copies are deleted");
+    let (_, topo) = c.get(0, "/topology?linearizable=true").await?;
+    assert!((0..=9).all(|s| topo["slots"][s] == json!(0)), "slots 0-9 stay on s0: {}", topo["slots"]);
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM t").await?;
+    assert_eq!(n, Some(PRELOAD), "every row once");
     Ok(())
 }
