@@ -7,7 +7,8 @@
 //! is replaced by a new leader that starts the job again (writes go on, nothing is lost): the
 //! former finishes the migration; a table without a primary key is refused with a sentence saying why; a split
 //! onto a new shard and a merge back leave every node answering as before; DDL on a moving
-//! table stops the migration with the reason and the source keeps the slots.
+//! table stops the migration with the reason and the source keeps the slots; a lost target
+//! leaves it rolling back until the target answers again, then failed with nothing lost.
 
 use mysql_async::prelude::*;
 use serde_json::{json, Value};
@@ -507,4 +508,37 @@ async fn ddl_on_a_moving_table_stops_the_migration_and_the_source_keeps_the_slot
     let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM t").await?;
     assert_eq!(n, Some(PRELOAD), "every row once");
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_target_rolls_the_migration_back_once_it_answers_again() -> anyhow::Result<()> {
+    let (a, b) = (MariaDb::start().await?, MariaDb::start().await?);
+    // The target is outside the cluster's configuration: the split adds it.
+    let mut d = MariaDb::start().await?;
+    let c = setup(&[&a, &b], "catch_up_lag_ms = 0\n").await?;
+    let (s, v) = c.post(0, "/shards/split", &json!({"shard": "s0", "into": "s2", "primary": d.addr()})).await?;
+    assert_eq!(s, 200, "{v}");
+    let id = v["id"].as_u64().unwrap_or(0);
+    wait_phase(&c, 0, id, &["catch_up"], SECS).await?;
+    d.kill()?;
+    let stuck = wait_phase(&c, 1, id, &["rolling_back", "failed"], SECS).await?;
+    assert!(stuck["detail"].as_str().is_some_and(|e| e.contains("target")), "{stuck}");
+    // Reads and writes go on meanwhile: the source owns the slots.
+    let mut conn = c.node(2)?.conn(Some("mg")).await?;
+    conn.exec_drop("INSERT INTO t (id, w) VALUES (?, 1)", (slot_key(20),)).await?;
+    d.restart().await?;
+    let end = wait_phase(&c, 1, id, &["failed", "cancelled", "done"], Duration::from_secs(60)).await?;
+    assert_eq!(end["phase"], json!("failed"), "{end}");
+    let left: Option<i64> = d.conn().await?.query_first("SELECT COUNT(*) FROM mg.t").await?;
+    assert_eq!(left, Some(0), "the target's copies are deleted once it answers");
+    let (_, topo) = c.get(0, "/topology?linearizable=true").await?;
+    assert!((16..=31).all(|s| topo["slots"][s] == json!(0)), "slots stay on s0: {}", topo["slots"]);
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM t").await?;
+    assert_eq!(n, Some(PRELOAD + 1), "every row once");
+    Ok(())
+}
+
+/// A key (above the preloaded ones) in slot `s`.
+fn slot_key(s: u32) -> i64 {
+    (1_000_000..).find(|k| slot(*k) == s).unwrap_or(0)
 }

@@ -284,6 +284,16 @@ impl Applier {
         self.moving.get(slot).copied().unwrap_or(false)
     }
 
+    /// `Err` when the target no longer answers (checked on every catch-up pass, so that a lost
+    /// target is noticed even when no row comes to apply).
+    pub async fn ping(&mut self) -> Result<(), MigrationError> {
+        match tokio::time::timeout(Duration::from_secs(5), self.target.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(MigrationError::Backend(format!("the target does not answer: {e}"))),
+            Err(_) => Err(MigrationError::Backend("the target did not answer a ping within 5 s".into())),
+        }
+    }
+
     pub async fn close(self) {
         let _ = self.stream.close().await;
         let _ = self.target.disconnect().await;

@@ -387,6 +387,7 @@ async fn catch_up(ctl: &Control, applier: &mut Applier, source: &mut Conn) -> Re
             Err(e) => return Err(e),
         }
         report(ctl, applier).await;
+        applier.ping().await?;
         if pass.elapsed() < Duration::from_millis(ctl.settings.catch_up_lag_ms) && applier.position() >= &want {
             return Ok(());
         }
