@@ -5,7 +5,7 @@
 //! Contract: [`snapshot`] opens a `WITH CONSISTENT SNAPSHOT` transaction on the source and
 //! returns the binlog position it corresponds to (MariaDB's `binlog_snapshot_file/position`);
 //! [`copy_table`] reads only inside that snapshot, so the target holds the source's rows as of
-//! that position, and the binlog applier continues from it. Memory is bounded by one batch.
+//! that position, and the binlog applier continues from it. Memory is bounded by two batches (one written while the next is read).
 
 use super::binlog::BinlogPos;
 use super::tables::TableInfo;
@@ -26,27 +26,32 @@ pub async fn snapshot(source: &mut Conn) -> Result<BinlogPos, MigrationError> {
     }
 }
 
-/// Copies `table`'s rows of the moving slots; returns how many rows were written.
+/// Copies `table`'s rows of the moving slots; returns how many rows were written. The next
+/// batch is read from the source while the current one is written to the target.
 pub async fn copy_table(source: &mut Conn, target: &mut Conn, table: &TableInfo, slot_count: u32, slots: &str, ctl: &Control) -> Result<u64, MigrationError> {
     let batch = ctl.settings.batch_rows.clamp(1, 60_000 / table.columns.len().max(1));
     let filter = table.slot_filter(slot_count, slots);
     let pk = table.pk_list();
-    let mut last: Option<Vec<Value>> = None;
     let mut copied = 0u64;
-    loop {
+    let mut rows = fetch(source, table, &filter, &pk, batch, None).await?;
+    while !rows.is_empty() {
         ctl.check()?;
-        let (cond, params) = after(&pk, last.as_deref());
-        let sql = format!("SELECT {} FROM {} WHERE {filter}{cond} ORDER BY {pk} LIMIT {batch}", table.column_list(), table.quoted);
-        let rows: Vec<Row> = source.exec(sql, params).await?;
-        if rows.is_empty() {
-            return Ok(copied);
-        }
-        let values: Vec<Vec<Value>> = rows.into_iter().map(Row::unwrap).collect();
-        last = values.last().map(|r| table.pk.iter().map(|i| r[*i].clone()).collect());
-        write_batch(target, table, &values).await?;
-        copied += values.len() as u64;
-        ctl.copied(values.len() as u64).await;
+        let last: Option<Vec<Value>> = rows.last().map(|r| table.pk.iter().map(|i| r[*i].clone()).collect());
+        let (written, next) = tokio::join!(write_batch(target, table, &rows), fetch(source, table, &filter, &pk, batch, last.as_deref()));
+        written?;
+        copied += rows.len() as u64;
+        ctl.copied(rows.len() as u64).await;
+        rows = next?;
     }
+    Ok(copied)
+}
+
+/// The next `batch` rows of the moving slots after the key `last`, in primary-key order.
+async fn fetch(source: &mut Conn, table: &TableInfo, filter: &str, pk: &str, batch: usize, last: Option<&[Value]>) -> Result<Vec<Vec<Value>>, MigrationError> {
+    let (cond, params) = after(pk, last);
+    let sql = format!("SELECT {} FROM {} WHERE {filter}{cond} ORDER BY {pk} LIMIT {batch}", table.column_list(), table.quoted);
+    let rows: Vec<Row> = source.exec(sql, params).await?;
+    Ok(rows.into_iter().map(Row::unwrap).collect())
 }
 
 /// The keyset condition `AND (pk) > (last key)` and its parameters (none before the first batch).
