@@ -139,6 +139,9 @@ impl Node {
             jobs: None,
         };
         let mut admin_state = admin_state;
+        if let (Some(sw), Some(m)) = (&admin_state.switchover, &config.meta) {
+            tracker.spawn(crate::jobs::webhooks::run(sw.meta.clone(), m.webhooks.clone(), metrics.clone(), cancel.clone()));
+        }
         if let Some(sw) = &admin_state.switchover {
             let jobs = crate::jobs::Jobs::new(sw.clone(), config.migration.clone());
             tracker.spawn(jobs.clone().run(cancel.clone(), tracker.clone()));

@@ -83,8 +83,9 @@ impl<'a> TestCluster<'a> {
         let mut meta = format!(
             "[meta]\ndata_dir = \"{}\"\ncluster_secret = \"{CLUSTER_SECRET}\"\nheartbeat_ms = 100\n\
              election_timeout_min_ms = 800\nelection_timeout_max_ms = 1600\nrpc_timeout_ms = 1000\nsnapshot_every = 5\n\
-             lease_ms = 3000\ncutover_budget_ms = 6000\n",
-            self.dir.path().join(format!("node{}", i + 1)).display()
+             lease_ms = 3000\ncutover_budget_ms = 6000\n{}\n",
+            self.dir.path().join(format!("node{}", i + 1)).display(),
+            self.opts.meta_extra
         );
         for v in 0..self.voters {
             meta.push_str(&format!("[[meta.voters]]\nid = {}\naddr = \"127.0.0.1:{}\"\n", v + 1, self.admin_ports[v]));

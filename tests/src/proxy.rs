@@ -30,6 +30,8 @@ pub struct ProxyOptions {
     pub routing_extra: String,
     /// Whole sections appended to the config (e.g. `[tls]`).
     pub sections: String,
+    /// Lines added to the `[meta]` section a `TestCluster` writes.
+    pub meta_extra: String,
 }
 
 impl TestProxy {

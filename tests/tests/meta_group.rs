@@ -310,3 +310,67 @@ async fn topology_watch_streams_every_version_and_resumes_from_one() -> anyhow::
     assert_eq!(changes, vec![3], "{resumed:?}");
     Ok(())
 }
+
+/// A tiny HTTP endpoint for webhooks: answers 500 to the first `fail_first` requests, then 200;
+/// sends each accepted body's `version` on the channel.
+async fn webhook_receiver(fail_first: usize) -> anyhow::Result<(String, tokio::sync::mpsc::UnboundedReceiver<u64>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut seen = 0usize;
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 65536];
+            // Headers, then Content-Length bytes of body.
+            let body = loop {
+                let Ok(n) = s.read(&mut chunk).await else { break None };
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end].lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break Some(buf[end + 4..end + 4 + len].to_vec());
+                    }
+                }
+            };
+            seen += 1;
+            let ok = seen > fail_first;
+            let status = if ok { "200 OK" } else { "500 Internal Server Error" };
+            let _ = s.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes()).await;
+            if ok {
+                if let Some(v) = body.and_then(|b| serde_json::from_slice::<Value>(&b).ok()).and_then(|v| v["version"].as_u64()) {
+                    let _ = tx.send(v);
+                }
+            }
+        }
+    });
+    Ok((url, rx))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_leader_posts_every_change_to_the_webhooks_and_retries_a_failing_one() -> anyhow::Result<()> {
+    let a = MariaDb::start().await?;
+    let (url, mut got) = webhook_receiver(2).await?;
+    let opts = ProxyOptions { meta_extra: format!("webhooks = [\"{url}\"]"), ..ProxyOptions::default() };
+    let c = TestCluster::start(&[&a], 3, 3, opts).await?;
+    c.wait_leader(SECS).await?;
+    versions(&c, &[0, 1, 2], 1).await?;
+    for (i, t) in ["h1", "h2", "h3"].into_iter().enumerate() {
+        let (s, v) = c.command(i, &format!("hook-{t}"), add_rule(t)).await?;
+        assert_eq!(s, 200, "{v}");
+    }
+    let mut versions_seen = Vec::new();
+    while versions_seen.last() != Some(&4) {
+        let v = tokio::time::timeout(SECS, got.recv()).await.map_err(|_| anyhow::anyhow!("webhook deliveries so far: {versions_seen:?}"))?;
+        versions_seen.push(v.ok_or_else(|| anyhow::anyhow!("receiver closed"))?);
+    }
+    // The first two attempts were refused (500) and retried: every version arrives, in order.
+    let after_init: Vec<u64> = versions_seen.iter().copied().filter(|v| *v >= 2).collect();
+    assert_eq!(after_init, vec![2, 3, 4], "{versions_seen:?}");
+    Ok(())
+}

@@ -52,6 +52,9 @@ pub struct MetaConfig {
     /// Propose `[[shards]]` and `[routing]` as the first topology when the group has none.
     #[serde(default = "default_true")]
     pub init_from_config: bool,
+    /// URLs the meta leader POSTs every committed topology change to (JSON), with retries.
+    #[serde(default)]
+    pub webhooks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

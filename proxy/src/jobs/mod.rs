@@ -1,6 +1,6 @@
 //! Leader-run jobs: long tasks the meta leader drives through topology commands, resumed by
 //! the next leader from what the topology records. Today: online slot migrations
-//! (`migration/`). Switchover, failover and slot moves are short cutovers run inside their
+//! (`migration/`) and topology change webhooks (`webhooks.rs`). Switchover, failover and slot moves are short cutovers run inside their
 //! admin requests (`admin/`).
 //!
 //! Contract: [`Jobs::run`] watches the topology on every node; on the leader (once it has led
@@ -10,6 +10,7 @@
 //! lost, an interrupted cleanup) is started again on the next pass.
 
 pub mod migration;
+pub mod webhooks;
 
 use crate::admin::Switchover;
 use dashmap::DashMap;

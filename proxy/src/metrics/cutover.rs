@@ -13,6 +13,7 @@ pub const FAILOVER_TOTAL: &str = "slotgate_failover_total";
 pub const LEASE_EXPIRED_TOTAL: &str = "slotgate_lease_expired_total";
 pub const ACKED_VERSION: &str = "slotgate_cutover_acked_version";
 pub const PRIMARY_CHECKS_TOTAL: &str = "slotgate_primary_checks_total";
+pub const WEBHOOK_FAILURES_TOTAL: &str = "slotgate_webhook_failures_total";
 /// Results of `slotgate_primary_checks_total` (see `admin::failover::Health`).
 pub const CHECK_RESULTS: [&str; 3] = ["up", "refusing", "down"];
 
@@ -32,6 +33,8 @@ pub struct CutoverMetrics {
     pub acked_version: Gauge,
     /// Health checks of primaries this node ran as meta leader, by [`CHECK_RESULTS`].
     pub checks: [Counter; 3],
+    /// Topology versions a webhook URL never accepted (all retries failed).
+    pub webhook_failures: Counter,
 }
 
 impl CutoverMetrics {
@@ -43,6 +46,7 @@ impl CutoverMetrics {
             metrics::describe_counter!(FAILOVER_TOTAL, "Failovers this node led (a primary declared dead).");
             metrics::describe_counter!(LEASE_EXPIRED_TOTAL, "Times this node's lease expired and it stopped serving.");
             metrics::describe_gauge!(ACKED_VERSION, "Latest cutover prepare version this node acknowledged.");
+            metrics::describe_counter!(WEBHOOK_FAILURES_TOTAL, "Topology versions this node, as meta leader, could not deliver to a webhook URL after every retry.");
             metrics::describe_counter!(PRIMARY_CHECKS_TOTAL, "Health checks of shard primaries run by this node as meta leader: up, refusing (answers but refuses the backend account; never failed over) or down.");
             CutoverMetrics {
                 freeze_seconds: metrics::histogram!(CUTOVER_FREEZE_SECONDS),
@@ -55,6 +59,7 @@ impl CutoverMetrics {
                 lease_expired: metrics::counter!(LEASE_EXPIRED_TOTAL),
                 acked_version: metrics::gauge!(ACKED_VERSION),
                 checks: CHECK_RESULTS.map(|r| metrics::counter!(PRIMARY_CHECKS_TOTAL, "result" => r)),
+                webhook_failures: metrics::counter!(WEBHOOK_FAILURES_TOTAL),
             }
         })
     }
