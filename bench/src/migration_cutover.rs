@@ -112,26 +112,15 @@ async fn main() -> anyhow::Result<()> {
     let (mut cutover, mut pause, mut rates) = (Vec::new(), Vec::new(), Vec::new());
     for k in 0..n {
         let to = if k % 2 == 0 { "s1" } else { "s0" };
-        eprintln!("migration {k}: starting");
         let (s, v) = c.post(k % 3, "/migrations", &json!({"slots": MOVING, "to": to})).await?;
-        eprintln!("migration {k}: {s} {v}");
         anyhow::ensure!(s == 200, "migration {k}: {v}");
         let id = v["id"].as_u64().unwrap_or(0);
         // The pause is measured around the cutover only.
         let mut armed = false;
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(600);
         let end = loop {
             let (_, m) = c.get(0, &format!("/migrations/{id}")).await?;
-            if Instant::now() >= deadline {
-                for s in [&a, &b] {
-                    let rows: Vec<mysql_async::Row> = s.root_conn().await?.query("SHOW FULL PROCESSLIST").await?;
-                    for r in rows {
-                        let cols: Vec<String> = (0..r.len()).map(|i| format!("{:?}", r.as_ref(i))).collect();
-                        eprintln!("{} {}", s.addr(), cols.join(" | "));
-                    }
-                }
-                anyhow::bail!("migration {k} did not end in 60 s: {m}");
-            }
+            anyhow::ensure!(Instant::now() < deadline, "migration {k} did not end in 600 s: {m}");
             if !armed && (m["phase"] == json!("verify") || m["phase"] == json!("cutover")) {
                 longest.store(0, Ordering::Relaxed);
                 armed = true;

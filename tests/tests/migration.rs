@@ -177,19 +177,7 @@ async fn slots_with_rows_move_under_writers_through_three_nodes_and_lose_nothing
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let id = start(&c, 1).await?;
-    let done = match wait_phase(&c, 2, id, &["done", "failed", "cancelled"], Duration::from_secs(40)).await {
-        Ok(d) => d,
-        Err(e) => {
-            for s in shards {
-                let rows: Vec<mysql_async::Row> = s.root_conn().await?.query("SHOW FULL PROCESSLIST").await?;
-                for r in rows {
-                    let cols: Vec<String> = (0..r.len()).map(|i| format!("{:?}", r.as_ref(i))).collect();
-                    eprintln!("{} {}", s.addr(), cols.join(" | "));
-                }
-            }
-            return Err(e);
-        }
-    };
+    let done = wait_phase(&c, 2, id, &["done", "failed", "cancelled"], Duration::from_secs(60)).await?;
     assert_eq!(done["phase"], json!("done"), "{done}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
@@ -330,10 +318,8 @@ async fn a_leader_killed_during_the_copy_is_replaced_and_the_migration_completes
     let mut k = 10_000i64;
     let end = loop {
         k += 1;
-        match conn.exec_drop("INSERT INTO t (id, w) VALUES (?, 1)", (k,)).await {
-            Ok(()) => acked.push(k),
-            Err(mysql_async::Error::Server(e)) if e.code == 1105 && e.message.contains("lost contact") => {}
-            Err(e) => return Err(e.into()),
+        if insert_unless_leaderless(&mut conn, k).await? {
+            acked.push(k);
         }
         let (s, m) = c.get(other, &format!("/migrations/{id}")).await?;
         if s == 200 && ["done", "failed", "cancelled"].iter().any(|p| m["phase"] == json!(p)) {
@@ -459,10 +445,8 @@ async fn a_leader_killed_during_the_catch_up_is_replaced_and_nothing_is_lost() -
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         k += 1;
-        match conn.exec_drop("INSERT INTO t (id, w) VALUES (?, 2)", (k,)).await {
-            Ok(()) => acked.push(k),
-            Err(mysql_async::Error::Server(e)) if e.code == 1105 && e.message.contains("lost contact") => {}
-            Err(e) => return Err(e.into()),
+        if insert_unless_leaderless(&mut conn, k).await? {
+            acked.push(k);
         }
         let (s, h) = c.get(other, "/topology/history").await?;
         let restarted = s == 200 && h.to_string().contains("from phase catch_up");
@@ -536,6 +520,16 @@ async fn a_lost_target_rolls_the_migration_back_once_it_answers_again() -> anyho
     let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM t").await?;
     assert_eq!(n, Some(PRELOAD + 1), "every row once");
     Ok(())
+}
+
+/// Inserts row `k`; `false` when the node refused it because the meta group had no leader
+/// (1105, retryable: the leader was just killed).
+async fn insert_unless_leaderless(conn: &mut mysql_async::Conn, k: i64) -> anyhow::Result<bool> {
+    match conn.exec_drop("INSERT INTO t (id, w) VALUES (?, 1)", (k,)).await {
+        Ok(()) => Ok(true),
+        Err(mysql_async::Error::Server(e)) if e.code == 1105 && e.message.contains("lost contact") => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A key (above the preloaded ones) in slot `s`.

@@ -101,57 +101,71 @@ fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// `POST /switchover {"shard", "to"?}`: runs on the meta leader (others forward it there).
 async fn switchover(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    on_leader(s, headers, body, Method::POST, "/switchover".into()).await
+    let work = parse(&body).map(Work::Switchover);
+    on_leader(s, headers, Method::POST, "/switchover".into(), body, work).await
 }
 
 /// `POST /failover {"shard"}`: forces the unplanned-failover path, on the meta leader.
 async fn failover(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    on_leader(s, headers, body, Method::POST, "/failover".into()).await
+    let work = parse(&body).map(Work::Failover);
+    on_leader(s, headers, Method::POST, "/failover".into(), body, work).await
 }
 
 /// `POST /slots/move {"slots", "to", "force"?}`: moves slots through the cutover protocol.
 async fn move_slots(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    on_leader(s, headers, body, Method::POST, "/slots/move".into()).await
+    let work = parse(&body).map(Work::Move);
+    on_leader(s, headers, Method::POST, "/slots/move".into(), body, work).await
 }
 
 /// `POST /migrations {"slots", "to"}` starts an online migration; `GET /migrations` lists them.
 async fn migrate(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    on_leader(s, headers, body, Method::POST, "/migrations".into()).await
+    let work = parse(&body).map(Work::Migrate);
+    on_leader(s, headers, Method::POST, "/migrations".into(), body, work).await
 }
 
 async fn migration_list(State(s): State<AdminState>, headers: HeaderMap) -> Response {
-    on_leader(s, headers, Default::default(), Method::GET, "/migrations".into()).await
+    on_leader(s, headers, Method::GET, "/migrations".into(), Default::default(), Ok(Work::Migrations)).await
 }
 
 /// `GET /migrations/{id}`.
 async fn migration_show(State(s): State<AdminState>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
-    on_leader(s, headers, Default::default(), Method::GET, format!("/migrations/{id}")).await
+    on_leader(s, headers, Method::GET, format!("/migrations/{id}"), Default::default(), Ok(Work::Migration(id))).await
 }
 
-/// `POST /migrations/{id}/cancel`.
+/// `POST /migrations/{id}/cancel {"actor"?}`.
 async fn migration_cancel(State(s): State<AdminState>, headers: HeaderMap, Path(id): Path<u64>, body: axum::body::Bytes) -> Response {
-    on_leader(s, headers, body, Method::POST, format!("/migrations/{id}/cancel")).await
+    let actor = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["actor"].as_str().map(String::from));
+    on_leader(s, headers, Method::POST, format!("/migrations/{id}/cancel"), body, Ok(Work::Cancel(id, actor))).await
 }
 
 /// `POST /shards/split {"shard", "into", "primary"?, "replicas"?}`.
 async fn split(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    on_leader(s, headers, body, Method::POST, "/shards/split".into()).await
+    let work = parse(&body).map(Work::Split);
+    on_leader(s, headers, Method::POST, "/shards/split".into(), body, work).await
 }
 
 /// `POST /shards/merge {"from", "into"}`.
 async fn merge(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    on_leader(s, headers, body, Method::POST, "/shards/merge".into()).await
+    let work = parse(&body).map(Work::Merge);
+    on_leader(s, headers, Method::POST, "/shards/merge".into(), body, work).await
+}
+
+/// A request body as `T`, or the sentence a 400 answers with.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("bad request: {e}"))
 }
 
 /// Runs a leader-only request here when this node leads, else forwards it to the leader.
-async fn on_leader(s: AdminState, headers: HeaderMap, body: axum::body::Bytes, method: Method, path: String) -> Response {
+/// `work` is what the request asks for (or why its body is bad); `method`, `path` and `body`
+/// are what is forwarded.
+async fn on_leader(s: AdminState, headers: HeaderMap, method: Method, path: String, body: axum::body::Bytes, work: Result<Work, String>) -> Response {
     if !authorized(&headers, s.token.as_deref()) {
         return json_error(StatusCode::UNAUTHORIZED, "admin token missing or wrong; pass --token or set SLOTGATE_ADMIN_TOKEN");
     }
     let (Some(sw), Some(jobs)) = (&s.switchover, &s.jobs) else {
         return json_error(StatusCode::BAD_REQUEST, "this node is not part of a meta group ([meta] is not configured)");
     };
-    let work = match Work::parse(&method, &path, &body) {
+    let work = match work {
         Ok(w) => w,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
     };
@@ -213,28 +227,6 @@ enum Work {
     Merge(MergeRequest),
 }
 
-impl Work {
-    fn parse(method: &Method, path: &str, body: &[u8]) -> Result<Work, String> {
-        let bad = |e: serde_json::Error| format!("bad request: {e}");
-        let id = |p: &str| p.parse::<u64>().map_err(|_| format!("bad migration id {p:?}"));
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        Ok(match (method == Method::GET, parts.as_slice()) {
-            (false, ["switchover"]) => Work::Switchover(serde_json::from_slice(body).map_err(bad)?),
-            (false, ["failover"]) => Work::Failover(serde_json::from_slice(body).map_err(bad)?),
-            (false, ["slots", "move"]) => Work::Move(serde_json::from_slice(body).map_err(bad)?),
-            (false, ["migrations"]) => Work::Migrate(serde_json::from_slice(body).map_err(bad)?),
-            (true, ["migrations"]) => Work::Migrations,
-            (false, ["shards", "split"]) => Work::Split(serde_json::from_slice(body).map_err(bad)?),
-            (false, ["shards", "merge"]) => Work::Merge(serde_json::from_slice(body).map_err(bad)?),
-            (true, ["migrations", n]) => Work::Migration(id(n)?),
-            (false, ["migrations", n, "cancel"]) => {
-                let actor = serde_json::from_slice::<serde_json::Value>(body).ok().and_then(|v| v["actor"].as_str().map(String::from));
-                Work::Cancel(id(n)?, actor)
-            }
-            _ => return Err(format!("no endpoint {method} {path}")),
-        })
-    }
-}
 
 async fn readyz(State(s): State<AdminState>) -> Response {
     if !s.ready.load(Ordering::Relaxed) {

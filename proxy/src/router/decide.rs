@@ -16,8 +16,9 @@ use std::collections::{HashMap, HashSet};
 pub(crate) enum Decision {
     Unsharded,
     Single(usize),
-    /// These shards (sorted), all sharded tables co-located in the top-level FROM.
-    Spread(Vec<usize>),
+    /// These shards (sorted), all sharded tables co-located in the top-level FROM;
+    /// `everywhere` when they are every shard that holds rows (`Topology::data_shards`).
+    Spread { shards: Vec<usize>, everywhere: bool },
 }
 
 impl Analyzer<'_> {
@@ -160,11 +161,16 @@ impl Analyzer<'_> {
             }
         }
         if sharded.iter().all(|r| r.top && r.class == first.class) {
-            let shards = match &first.pin {
-                Some(p) => p.iter().copied().collect(),
-                None => self.topo.data_shards(),
+            let all = self.topo.data_shards();
+            let (shards, everywhere) = match &first.pin {
+                Some(p) => {
+                    let shards: Vec<usize> = p.iter().copied().collect();
+                    let everywhere = shards == all;
+                    (shards, everywhere)
+                }
+                None => (all, true),
             };
-            return Ok(Decision::Spread(shards));
+            return Ok(Decision::Spread { shards, everywhere });
         }
         if let Some(r) = sharded.iter().find(|r| !r.top) {
             return Err(RouteError::unsupported(format!(

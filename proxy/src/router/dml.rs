@@ -109,14 +109,14 @@ fn route_dml(
             moves(Some(shard))?;
             write(Target::Single { shard })
         }
-        Decision::Spread(shards) => {
+        Decision::Spread { shards, everywhere } => {
             moves(None)?;
             if has_limit {
                 return Err(RouteError::unsupported(
                     "UPDATE/DELETE with LIMIT across shards is not supported: pin the shard key in WHERE",
                 ));
             }
-            if shards == topo.data_shards() {
+            if everywhere {
                 write(Target::ScatterWrite { shards })
             } else {
                 write(Target::Multi { shards, merge: MergePlan::passthrough(), sql: None })

@@ -31,9 +31,9 @@ pub(crate) fn route_query(q: &Query, topo: &Topology, ctx: &RouteContext<'_>) ->
     let target = match a.decide()? {
         Decision::Unsharded => Target::Home,
         Decision::Single(shard) => Target::Single { shard },
-        Decision::Spread(shards) => {
+        Decision::Spread { shards, everywhere } => {
             let (sql, merge) = plan_select(q, ctx.params)?;
-            if shards == topo.data_shards() {
+            if everywhere {
                 Target::Scatter { shards, sql, merge }
             } else {
                 Target::Multi { shards, merge, sql }

@@ -329,7 +329,8 @@ impl Session {
 /// The request for each shard of a multi-shard route: the route's text for that shard (a
 /// migration's rows hidden), else the rewritten text, else the client's statement.
 fn per_shard(route: &Route, shards: &[usize], topo: &Topology, req: &Request, sql: &Option<String>) -> Vec<(String, Request)> {
-    shards.iter().map(|&i| (shard_id(topo, i), rewrite(req, route.text_for(i).or(sql.as_deref())))).collect()
+    let shared = rewrite(req, sql.as_deref());
+    shards.iter().map(|&i| (shard_id(topo, i), route.text_for(i).map_or_else(|| shared.clone(), |t| rewrite(req, Some(t))))).collect()
 }
 
 /// `req` with its text replaced by a self-contained one (parameters inlined), in the same
