@@ -8,6 +8,7 @@ use crate::admin::{self, AdminState};
 use crate::backend::Backends;
 use crate::config::{Config, Users};
 use crate::error::ClientError;
+use crate::frontend::throttle::LoginThrottle;
 use crate::frontend::{self, FrontendConfig};
 use crate::metrics::Metrics;
 use crate::router::ParseCache;
@@ -82,6 +83,11 @@ impl Node {
             tls,
             max_allowed_packet: config.node.max_allowed_packet,
             backend_packet_limit: backends.packet_limit(),
+            throttle: Arc::new(LoginThrottle::new(
+                config.node.login_failures_before_delay,
+                Duration::from_millis(config.node.login_delay_max_ms),
+                metrics.login().clone(),
+            )),
         };
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr).await.map_err(|source| NodeError::Bind { addr, source })

@@ -49,6 +49,44 @@ async fn login_right_password_and_refuse_wrong_one() {
 }
 
 #[tokio::test]
+async fn repeated_failed_logins_from_one_address_are_slowed_and_counted() {
+    let m = MariaDb::start().await.expect("start mariadb");
+    let opts = ProxyOptions { node_extra: "login_failures_before_delay = 2\nlogin_delay_max_ms = 600\n".into(), ..Default::default() };
+    let p = TestProxy::start_with(&[&m], opts).await.expect("start proxy");
+    let bad = || OptsBuilder::from_opts(p.opts(None).unwrap()).pass(Some("guess"));
+    for _ in 0..2 {
+        assert_eq!(server_error(Conn::new(bad()).await.unwrap_err()).0, 1045);
+    }
+    assert_eq!(p.metric("slotgate_logins_delayed_total").await.unwrap(), 0.0, "the first failures are free");
+    // Third and fourth failures: held 250 ms, then 500 ms, before the error.
+    let started = Instant::now();
+    assert_eq!(server_error(Conn::new(bad()).await.unwrap_err()).0, 1045);
+    assert!(started.elapsed() >= Duration::from_millis(250), "held {:?}", started.elapsed());
+    let started = Instant::now();
+    let (code, state, _) = server_error(Conn::new(bad()).await.unwrap_err());
+    assert_eq!((code, state.as_str()), (1045, "28000"), "still the error MariaDB gives");
+    assert!(started.elapsed() >= Duration::from_millis(500), "the delay doubles: {:?}", started.elapsed());
+    // The right password is held too (timing must not reveal a hit), then clears the address.
+    let started = Instant::now();
+    let mut c = p.conn(None).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(600), "capped at login_delay_max_ms: {:?}", started.elapsed());
+    let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+    assert_eq!(p.metric("slotgate_logins_delayed_total").await.unwrap(), 3.0);
+    assert_eq!(p.metric("slotgate_login_failures_total").await.unwrap(), 4.0);
+    assert_eq!(p.metric("slotgate_login_throttled_addresses").await.unwrap(), 0.0, "a good login clears its address");
+    p.conn(None).await.unwrap();
+    assert_eq!(p.metric("slotgate_logins_delayed_total").await.unwrap(), 3.0, "not held after a good login");
+    // COM_CHANGE_USER guesses count as failures too.
+    for _ in 0..3 {
+        let e = c.change_user(mysql_async::ChangeUserOpts::default().with_user(Some(USER.into())).with_pass(Some("guess".into()))).await.unwrap_err();
+        assert_eq!(server_error(e).0, 1045);
+    }
+    assert_eq!(p.metric("slotgate_login_failures_total").await.unwrap(), 7.0);
+    assert_eq!(p.metric("slotgate_login_throttled_addresses").await.unwrap(), 1.0);
+}
+
+#[tokio::test]
 async fn handshake_queries_of_drivers_and_version() {
     let (_m, p) = setup().await;
     let mut c = p.conn(Some("shop")).await.unwrap();
@@ -290,6 +328,15 @@ async fn compressed_protocol_and_change_user() {
     let mut c = Conn::new(opts).await.unwrap();
     let s: Option<String> = c.query_first("SELECT REPEAT('abc', 100000)").await.unwrap();
     assert_eq!(s.map(|s| s.len()), Some(300000));
+    // Payloads that do not compress (deflate output longer than input) of many sizes: the
+    // fuzzer found such packets cut short by the compressor.
+    for len in [50usize, 100, 259, 1000, 4096, 20_000, 70_000] {
+        let got: Option<(Vec<u8>, Vec<u8>)> = c.query_first(format!("SELECT @b := RANDOM_BYTES({len}), SHA2(@b, 256)", len = len.min(1024))).await.unwrap();
+        let (bytes, _) = got.unwrap();
+        assert_eq!(bytes.len(), len.min(1024));
+        let big: Option<Vec<u8>> = c.query_first(format!("SELECT CONCAT({})", vec!["RANDOM_BYTES(1024)"; len.div_ceil(1024)].join(","))).await.unwrap();
+        assert_eq!(big.map(|b| b.len()), Some(len.div_ceil(1024) * 1024));
+    }
     let n: Option<i64> = c.exec_first("SELECT ? + 1", (41,)).await.unwrap();
     assert_eq!(n, Some(42));
     c.query_drop("SET @x = 1").await.unwrap();

@@ -97,6 +97,20 @@ pub struct NodeConfig {
     /// (and how often it looks again while statements keep running); 0 turns it off.
     #[serde(default = "default_deadlock_check_ms")]
     pub deadlock_check_ms: u64,
+    /// Failed logins from one address before its logins are slowed (0: never slowed).
+    #[serde(default = "default_login_failures_before_delay")]
+    pub login_failures_before_delay: u32,
+    /// The longest a throttled login is held (the delay doubles per failure up to this).
+    #[serde(default = "default_login_delay_max_ms")]
+    pub login_delay_max_ms: u64,
+}
+
+fn default_login_failures_before_delay() -> u32 {
+    5
+}
+
+fn default_login_delay_max_ms() -> u64 {
+    10_000
 }
 
 fn default_deadlock_check_ms() -> u64 {

@@ -327,9 +327,13 @@ async fn change_user_cmd<H: Handler>(
         };
         (fresh, token)
     };
-    if let Err(e) = handshake::check_password(&cfg.users, &req.user, peer_host, &scramble, &token, state.login.tls) {
+    let checked = handshake::check_password(&cfg.users, &req.user, peer_host, &scramble, &token, state.login.tls);
+    cfg.throttle.wait(peer_host).await;
+    if let Err(e) = checked {
+        cfg.throttle.failed(peer_host);
         return reply.error(&e).await;
     }
+    cfg.throttle.succeeded(peer_host);
     state.login.user = req.user;
     state.login.db = req.db;
     state.login.scramble = scramble;

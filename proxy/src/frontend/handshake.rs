@@ -28,6 +28,8 @@ pub struct FrontendConfig {
     /// The smallest `max_allowed_packet` of the backends (0 while unknown): a larger packet
     /// could not reach them, so it is refused here with 1153.
     pub backend_packet_limit: Arc<std::sync::atomic::AtomicUsize>,
+    /// Slows logins from addresses that failed too often.
+    pub throttle: Arc<super::throttle::LoginThrottle>,
 }
 
 impl FrontendConfig {
@@ -169,9 +171,14 @@ pub async fn handshake(
     } else {
         response.scramble_buf().to_vec()
     };
-    if let Err(e) = check_password(&cfg.users, &user, peer_host, &scramble, &token, tls) {
+    let checked = check_password(&cfg.users, &user, peer_host, &scramble, &token, tls);
+    // Held before the answer either way, so that a throttled guesser cannot tell a hit early.
+    cfg.throttle.wait(peer_host).await;
+    if let Err(e) = checked {
+        cfg.throttle.failed(peer_host);
         return Err(refuse(&mut stream, e).await);
     }
+    cfg.throttle.succeeded(peer_host);
     let login = Login { user, db, capabilities, collation: u16::from(response.collation()), tls, scramble, connection_id };
     Ok((stream, login))
 }

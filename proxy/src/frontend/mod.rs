@@ -13,6 +13,7 @@ pub mod handshake;
 pub mod packets;
 pub mod reply;
 pub mod stream;
+pub mod throttle;
 
 pub use connection::serve;
 pub use handshake::{FrontendConfig, Login};

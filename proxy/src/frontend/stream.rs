@@ -44,6 +44,19 @@ impl From<PacketCodecError> for StreamError {
 pub struct MyCodec {
     inner: PacketCodec,
     partial: BytesMut,
+    compressed: bool,
+}
+
+impl MyCodec {
+    /// A codec refusing packets over `max_allowed_packet`, compressed framing when asked.
+    pub fn new(max_allowed_packet: usize, compressed: bool) -> MyCodec {
+        let mut inner = PacketCodec::default();
+        inner.max_allowed_packet = max_allowed_packet;
+        if compressed {
+            inner.compress(Compression::default());
+        }
+        MyCodec { inner, partial: BytesMut::new(), compressed }
+    }
 }
 
 impl Decoder for MyCodec {
@@ -63,6 +76,13 @@ impl Encoder<Vec<u8>> for MyCodec {
     type Error = StreamError;
 
     fn encode(&mut self, item: Vec<u8>, dst: &mut BytesMut) -> Result<(), StreamError> {
+        // mysql_common 0.37's compressor writes deflate output into the buffer's spare
+        // capacity and stops when that runs out, so a payload that does not compress (output
+        // longer than input) could be cut short: "incomplete deflate stream" on the client.
+        // Room for the worst-case deflate expansion up front avoids it (found by fuzzing).
+        if self.compressed {
+            dst.reserve(item.len() + item.len() / 32 + 512);
+        }
         self.inner.encode(&mut &item[..], dst)?;
         Ok(())
     }
@@ -75,9 +95,7 @@ pub struct PacketStream {
 
 impl PacketStream {
     pub fn new(io: Box<dyn Io>, max_allowed_packet: usize) -> PacketStream {
-        let mut inner = PacketCodec::default();
-        inner.max_allowed_packet = max_allowed_packet;
-        PacketStream { framed: Framed::new(io, MyCodec { inner, partial: BytesMut::new() }) }
+        PacketStream { framed: Framed::new(io, MyCodec::new(max_allowed_packet, false)) }
     }
 
     /// Next whole packet; `Ok(None)` when the client closed the connection.
@@ -106,7 +124,9 @@ impl PacketStream {
 
     /// Switches to the compressed protocol (after the authentication OK).
     pub fn enable_compression(&mut self) {
-        self.framed.codec_mut().inner.compress(Compression::default());
+        let codec = self.framed.codec_mut();
+        codec.inner.compress(Compression::default());
+        codec.compressed = true;
     }
 
     /// Replaces the transport (TLS upgrade), keeping sequence ids and buffered bytes.

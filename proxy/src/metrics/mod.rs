@@ -5,11 +5,13 @@
 //! several nodes can run in one test process.
 
 pub mod cutover;
+pub mod login;
 pub mod meta;
 pub mod migration;
 
 use crate::error::ErrorKind;
 pub use cutover::CutoverMetrics;
+pub use login::LoginMetrics;
 pub use meta::MetaMetrics;
 pub use migration::MigrationMetrics;
 use metrics::{Counter, Gauge, Histogram};
@@ -148,6 +150,7 @@ struct Inner {
     meta: MetaMetrics,
     cutover: CutoverMetrics,
     migration: MigrationMetrics,
+    login: LoginMetrics,
 }
 
 /// The node's metric handles and its Prometheus renderer.
@@ -220,12 +223,14 @@ impl Metrics {
         let meta = MetaMetrics::register(&recorder);
         let cutover = CutoverMetrics::register(&recorder);
         let migration = MigrationMetrics::register(&recorder);
+        let login = LoginMetrics::register(&recorder);
         Metrics {
             inner: Arc::new(Inner {
                 routing,
                 meta,
                 cutover,
                 migration,
+                login,
                 recorder,
                 handle,
                 client_connections,
@@ -265,6 +270,10 @@ impl Metrics {
     }
 
     /// Online slot migration handles.
+    pub fn login(&self) -> &LoginMetrics {
+        &self.inner.login
+    }
+
     pub fn migration(&self) -> &MigrationMetrics {
         &self.inner.migration
     }
