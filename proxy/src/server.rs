@@ -155,6 +155,7 @@ impl Node {
         }
         if let (Some(sw), Some(m)) = (&admin_state.switchover, &config.meta) {
             if m.failover_check_ms > 0 {
+                backends.hold_for_failovers(true);
                 let interval = Duration::from_millis(m.failover_check_ms);
                 tracker.spawn(admin::health_loop(sw.clone(), interval, m.failover_threshold.max(1), cancel.clone()));
             }

@@ -202,10 +202,17 @@ async fn a_node_cut_off_from_the_meta_group_stops_serving_when_its_lease_expires
     Ok(())
 }
 
-/// Like `slotgate_tests::load::writer` but keeps going after errors (reconnecting if needed); also returns the
-/// ids acknowledged after `after` was set.
-async fn resilient_writer(url: String, w: i64, stop: Arc<AtomicBool>, after: Arc<AtomicBool>) -> (Vec<i64>, usize, usize) {
-    let (mut acked, mut errors, mut late) = (Vec::new(), 0usize, 0usize);
+/// What a writer saw: acknowledged ids, errors (MySQL code, or 0 for a connection that
+/// failed), and how many ids were acknowledged after `after` was set.
+struct Written {
+    acked: Vec<i64>,
+    errors: Vec<u16>,
+    late: usize,
+}
+
+/// Like `slotgate_tests::load::writer` but keeps going after errors (reconnecting if needed).
+async fn resilient_writer(url: String, w: i64, stop: Arc<AtomicBool>, after: Arc<AtomicBool>) -> Written {
+    let (mut acked, mut errors, mut late) = (Vec::new(), Vec::new(), 0usize);
     let opts = mysql_async::Opts::from_url(&url).expect("url");
     let mut conn: Option<mysql_async::Conn> = None;
     let mut n = 0i64;
@@ -213,7 +220,7 @@ async fn resilient_writer(url: String, w: i64, stop: Arc<AtomicBool>, after: Arc
         if conn.is_none() {
             conn = mysql_async::Conn::new(opts.clone()).await.ok();
             if conn.is_none() {
-                errors += 1;
+                errors.push(0);
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
@@ -228,14 +235,19 @@ async fn resilient_writer(url: String, w: i64, stop: Arc<AtomicBool>, after: Arc
                     late += 1;
                 }
             }
-            Err(mysql_async::Error::Server(_)) => errors += 1,
+            Err(mysql_async::Error::Server(e)) => {
+                errors.push(e.code);
+                if e.code == 2013 {
+                    conn = None;
+                }
+            }
             Err(_) => {
-                errors += 1;
+                errors.push(0);
                 conn = None;
             }
         }
     }
-    (acked, errors, late)
+    Written { acked, errors, late }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -304,9 +316,12 @@ async fn a_switchover_then_a_dead_primary_lose_no_acknowledged_write() -> anyhow
     stop.store(true, Ordering::Relaxed);
     let (mut acked, mut late) = (Vec::new(), 0);
     for w in writers {
-        let (a, _errors, l) = w.await?;
-        acked.extend(a);
-        late += l;
+        let out = w.await?;
+        // Only the statement each writer had in flight on the dead primary may fail, and
+        // then with 2013 (outcome unknown); every later one waits for the failover.
+        assert!(out.errors.len() <= 1 && out.errors.iter().all(|c| *c == 2013), "clients saw errors other than one 2013 for their in-flight statement: {:?}", out.errors);
+        acked.extend(out.acked);
+        late += out.late;
     }
     assert!(late > 0, "writes go on through every node after the failover");
     let rows: Vec<i64> = p.conn().await?.query("SELECT id FROM co.t ORDER BY id").await?;
@@ -318,6 +333,11 @@ async fn a_switchover_then_a_dead_primary_lose_no_acknowledged_write() -> anyhow
     assert!(!topo["shards"][0]["replicas"].as_array().into_iter().flatten().any(|x| *x == json!(r.addr())), "the dead primary left the topology: {topo}");
     let text = c.metrics(c.wait_leader(SECS).await?).await?;
     assert_eq!(slotgate_tests::proxy::sample(&text, "slotgate_failover_total"), 1.0, "{text}");
+    let mut held = 0.0;
+    for i in 0..3 {
+        held += slotgate_tests::proxy::sample(&c.metrics(i).await?, "slotgate_failover_holds_total");
+    }
+    assert!(held >= 1.0, "statements were held for the failover");
     Ok(())
 }
 

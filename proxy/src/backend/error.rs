@@ -27,6 +27,9 @@ pub enum BackendError {
     /// buffer window.
     #[error("{what} stayed frozen for a cutover longer than {window_ms} ms")]
     Frozen { what: String, window_ms: u64 },
+    /// The shard's primary did not answer and no failover replaced it within the window.
+    #[error("shard {shard}'s primary {addr} did not answer and was not failed over within {window_ms} ms")]
+    NoFailover { shard: String, addr: String, window_ms: u64 },
     /// The cutover buffer already holds as many statements as it may.
     #[error("the cutover buffer is full ({limit} statements)")]
     BufferFull { what: String, limit: usize },
@@ -47,7 +50,7 @@ impl BackendError {
 
     /// True when the connection that produced this error must not be reused.
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, BackendError::Server { .. } | BackendError::Frozen { .. } | BackendError::BufferFull { .. } | BackendError::CutoverAborted { .. })
+        !matches!(self, BackendError::Server { .. } | BackendError::Frozen { .. } | BackendError::NoFailover { .. } | BackendError::BufferFull { .. } | BackendError::CutoverAborted { .. })
     }
 }
 
@@ -144,6 +147,12 @@ impl From<BackendError> for ClientError {
                 codes::ER_LOCK_WAIT_TIMEOUT,
                 b"HY000",
                 format!("Lock wait timeout exceeded: {what} is being cut over (switchover, failover or slot move) and stayed frozen longer than {window_ms} ms (node.buffer_window_ms); retry the statement"),
+            ),
+            B::NoFailover { shard, addr, window_ms } => ClientError::new(
+                ErrorKind::Timeout,
+                codes::ER_LOCK_WAIT_TIMEOUT,
+                b"HY000",
+                format!("Lock wait timeout exceeded: shard {shard}'s primary ({addr}) does not answer and no failover replaced it within {window_ms} ms (node.buffer_window_ms); the statement was not sent, retry it"),
             ),
             B::BufferFull { what, limit } => ClientError::new(
                 ErrorKind::Overload,

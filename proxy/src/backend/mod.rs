@@ -17,6 +17,7 @@ pub mod applied;
 pub mod buffer;
 pub mod deadlock;
 pub mod error;
+pub mod outage;
 pub mod pool;
 pub mod sync;
 pub mod waits_for;
@@ -62,6 +63,10 @@ struct Inner {
     packet_limit: Arc<AtomicUsize>,
     /// Statements running now, for the deadlock detector.
     waiting: Arc<deadlock::Waiting>,
+    /// Hold new work for a shard whose primary does not answer (see `outage`).
+    failover_hold: std::sync::atomic::AtomicBool,
+    /// Shards with at least one replica in the latest topology (a failover can replace their primary).
+    replicated: ArcSwap<std::collections::HashSet<String>>,
 }
 
 impl Backends {
@@ -81,6 +86,8 @@ impl Backends {
                 packet_limits: Mutex::new(HashMap::new()),
                 packet_limit: Arc::new(AtomicUsize::new(0)),
                 waiting: Arc::new(deadlock::Waiting::default()),
+                failover_hold: std::sync::atomic::AtomicBool::new(false),
+                replicated: ArcSwap::from_pointee(Default::default()),
             }),
         }
     }
@@ -112,6 +119,7 @@ impl Backends {
         self.inner.nodes.store(Arc::new(nodes));
         self.inner.primaries.store(Arc::new(next));
         self.inner.frozen.store(Arc::new(topology.frozen.clone()));
+        self.inner.replicated.store(Arc::new(topology.shards.iter().filter(|s| !s.replicas.is_empty()).map(|s| s.id.clone()).collect()));
         self.inner.synced.send_modify(|v| *v += 1);
         for pool in retired {
             tracing::info!(shard = pool.shard(), node = pool.addr(), "backend pool retired by the topology");

@@ -14,6 +14,7 @@ pub const LEASE_EXPIRED_TOTAL: &str = "slotgate_lease_expired_total";
 pub const ACKED_VERSION: &str = "slotgate_cutover_acked_version";
 pub const PRIMARY_CHECKS_TOTAL: &str = "slotgate_primary_checks_total";
 pub const WEBHOOK_FAILURES_TOTAL: &str = "slotgate_webhook_failures_total";
+pub const FAILOVER_HOLDS_TOTAL: &str = "slotgate_failover_holds_total";
 /// Results of `slotgate_primary_checks_total` (see `admin::failover::Health`).
 pub const CHECK_RESULTS: [&str; 3] = ["up", "refusing", "down"];
 
@@ -35,6 +36,8 @@ pub struct CutoverMetrics {
     pub checks: [Counter; 3],
     /// Topology versions a webhook URL never accepted (all retries failed).
     pub webhook_failures: Counter,
+    /// Statements held because their shard's primary did not answer (waiting for its failover).
+    pub failover_holds: Counter,
 }
 
 impl CutoverMetrics {
@@ -46,6 +49,7 @@ impl CutoverMetrics {
             metrics::describe_counter!(FAILOVER_TOTAL, "Failovers this node led (a primary declared dead).");
             metrics::describe_counter!(LEASE_EXPIRED_TOTAL, "Times this node's lease expired and it stopped serving.");
             metrics::describe_gauge!(ACKED_VERSION, "Latest cutover prepare version this node acknowledged.");
+            metrics::describe_counter!(FAILOVER_HOLDS_TOTAL, "Statements this node held because their shard's primary did not answer, until a failover replaced it, it answered again, or node.buffer_window_ms passed.");
             metrics::describe_counter!(WEBHOOK_FAILURES_TOTAL, "Topology versions this node, as meta leader, could not deliver to a webhook URL after every retry.");
             metrics::describe_counter!(PRIMARY_CHECKS_TOTAL, "Health checks of shard primaries run by this node as meta leader: up, refusing (answers but refuses the backend account; never failed over) or down.");
             CutoverMetrics {
@@ -60,6 +64,7 @@ impl CutoverMetrics {
                 acked_version: metrics::gauge!(ACKED_VERSION),
                 checks: CHECK_RESULTS.map(|r| metrics::counter!(PRIMARY_CHECKS_TOTAL, "result" => r)),
                 webhook_failures: metrics::counter!(WEBHOOK_FAILURES_TOTAL),
+                failover_holds: metrics::counter!(FAILOVER_HOLDS_TOTAL),
             }
         })
     }

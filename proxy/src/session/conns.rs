@@ -132,8 +132,7 @@ impl Conns {
                 let mut c = match held {
                     Some(c) => c,
                     None => {
-                        let pool = self.backends.primary_when_unfrozen(shard).await?.ok_or_else(|| ClientError::no_pool(shard))?;
-                        pool.acquire(self.found_rows).await?
+                        self.backends.acquire_primary(shard, self.found_rows).await?.ok_or_else(|| ClientError::no_pool(shard))?
                     }
                 };
                 c.tag(self.version, self.owner, true);
