@@ -141,6 +141,7 @@ impl Node {
                 password: password.clone(),
                 metrics: metrics.clone(),
                 active: Default::default(),
+                ops: Default::default(),
             }),
             jobs: None,
         };

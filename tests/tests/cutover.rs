@@ -394,3 +394,29 @@ async fn a_primary_that_refuses_the_account_is_not_failed_over() -> anyhow::Resu
     assert_eq!(topo["version"], 2, "no cutover: {topo}");
     Ok(())
 }
+
+/// A retried switchover (same `request_id`, e.g. after a client timeout) is answered with the
+/// first one's outcome, through any node, and never switches the primary back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_switchover_with_the_same_request_id_runs_once() -> anyhow::Result<()> {
+    let (p, r) = MariaDb::start_with_replica().await?;
+    let c = cluster_with_replica(&p, &r).await?;
+    let body = json!({"shard": "s0", "to": r.addr(), "request_id": "op-42"});
+    let (s, first) = c.post(0, "/switchover", &body).await?;
+    assert_eq!(s, 200, "{first}");
+    let version = first["version"].as_u64().unwrap_or(0);
+    all_at(&c, version).await?;
+    for via in 0..3 {
+        let (s, again) = c.post(via, "/switchover", &body).await?;
+        assert_eq!(s, 200, "{again}");
+        assert_eq!(again["version"].as_u64(), Some(version), "the same answer through node {via}: {again}");
+    }
+    let (_, topo) = c.get(1, "/topology").await?;
+    assert_eq!(topo["version"].as_u64(), Some(version), "no second switchover ran: {topo}");
+    assert_eq!(topo["shards"][0]["primary"], json!(r.addr()));
+    // A new key is a new operation: switch back.
+    let (s, back) = c.post(2, "/switchover", &json!({"shard": "s0", "to": p.addr(), "request_id": "op-43"})).await?;
+    assert_eq!(s, 200, "{back}");
+    assert!(back["version"].as_u64() > Some(version));
+    Ok(())
+}

@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 impl Switchover {
-    pub async fn failover(&self, shard_id: &str) -> Result<SwitchoverReply, String> {
+    /// Fails `shard_id` over; `key` is the request's idempotency key (see `idempotent`).
+    pub async fn failover(&self, shard_id: &str, key: Option<&str>) -> Result<SwitchoverReply, String> {
         let _active = super::switchover::Active::new(&self.active);
         let t = self.meta.current().topology.clone().ok_or("the cluster has no topology yet")?;
         let shard = t.shards.iter().find(|s| s.id == shard_id).ok_or_else(|| format!("unknown shard {shard_id:?}"))?;
@@ -39,11 +40,11 @@ impl Switchover {
         }
         let (old, replicas) = (shard.primary.clone(), shard.replicas.clone());
         let deadline = Instant::now() + self.meta.cutover_budget();
-        let prepare = self.submit(TopologyCommand::Freeze { shard: shard_id.to_string() }).await?;
+        let prepare = self.submit_as(TopologyCommand::Freeze { shard: shard_id.to_string() }, super::idempotent::step_id(key, "prepare")).await?;
         let frozen_at = Instant::now();
         let chosen = self.promote_best(prepare, &old, &replicas, deadline).await;
         let done = match &chosen {
-            Ok((new, _)) => self.submit(TopologyCommand::Cutover { shard: shard_id.to_string(), primary: new.clone(), drop_old: true }).await,
+            Ok((new, _)) => self.submit_as(TopologyCommand::Cutover { shard: shard_id.to_string(), primary: new.clone(), drop_old: true }, super::idempotent::step_id(key, "commit")).await,
             Err(e) => Err(e.clone()),
         };
         let (new, semisync, version) = match (chosen, done) {
@@ -220,7 +221,7 @@ pub async fn health_loop(sw: Switchover, interval: Duration, threshold: u32, can
             if *n >= threshold {
                 tracing::warn!(shard = %shard.id, primary = %shard.primary, checks = *n, "primary unreachable: failing over");
                 *n = 0;
-                if let Err(e) = sw.failover(&shard.id).await {
+                if let Err(e) = sw.failover(&shard.id, None).await {
                     tracing::error!(shard = %shard.id, error = %e, "failover failed");
                 }
             }

@@ -8,6 +8,7 @@
 
 mod failover;
 mod gtid;
+pub mod idempotent;
 mod migrations;
 mod rule_check;
 mod slot_check;
@@ -191,9 +192,9 @@ async fn on_leader(s: AdminState, headers: HeaderMap, method: Method, path: Stri
         };
     }
     match work {
-        Work::Failover(r) => answer(sw.failover(&r.shard).await),
-        Work::Switchover(r) => answer(sw.run(&r).await),
-        Work::Move(r) => answer(sw.move_slots(&r).await),
+        Work::Failover(r) => answer(sw.ops.once(r.request_id.as_deref(), &sw.meta.current(), || json(sw.failover(&r.shard, r.request_id.as_deref()))).await),
+        Work::Switchover(r) => answer(sw.ops.once(r.request_id.as_deref(), &sw.meta.current(), || json(sw.run(&r))).await),
+        Work::Move(r) => answer(sw.ops.once(r.request_id.as_deref(), &sw.meta.current(), || json(sw.move_slots(&r))).await),
         Work::Migrate(r) => answer(migrations::begin(jobs, &r).await),
         Work::Migrations => answer(Ok(migrations::list(jobs).await)),
         Work::Migration(id) => match migrations::list(jobs).await.into_iter().find(|m| m.migration.id == id) {
@@ -204,6 +205,11 @@ async fn on_leader(s: AdminState, headers: HeaderMap, method: Method, path: Stri
         Work::Split(r) => answer(migrations::split(jobs, &r).await),
         Work::Merge(r) => answer(migrations::merge(jobs, &r).await),
     }
+}
+
+/// An operation's reply as a JSON value (what idempotency keys remember).
+async fn json<T: serde::Serialize>(work: impl std::future::Future<Output = Result<T, String>>) -> Result<serde_json::Value, String> {
+    work.await.and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string()))
 }
 
 /// A job's answer as JSON, or its refusal as 409 with the sentence saying why.

@@ -26,6 +26,9 @@ pub struct MoveRequest {
     /// Skip the check that the slots hold no rows.
     #[serde(default)]
     pub force: bool,
+    /// Idempotency key: a retry with the same key never starts a second move.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,8 +48,9 @@ impl Switchover {
         let slots = SlotRange::parse_list(&req.slots)?;
         let (to, list) = (req.to.clone(), SlotRange::format_list(&slots));
         let deadline = Instant::now() + self.meta.cutover_budget();
+        let key = req.request_id.as_deref();
         let prepare = CommandRequest {
-            request_id: None,
+            request_id: super::idempotent::step_id(key, "prepare"),
             actor: Some(format!("slot move (node {})", self.meta.id())),
             if_version: None,
             force: req.force,
@@ -56,7 +60,7 @@ impl Switchover {
         let frozen_at = Instant::now();
         let acked = self.meta.wait_acks(prepared, deadline).await;
         let committed = match acked {
-            Ok(()) => self.submit(TopologyCommand::AssignSlots { slots: slots.clone(), to: to.clone() }).await,
+            Ok(()) => self.submit_as(TopologyCommand::AssignSlots { slots: slots.clone(), to: to.clone() }, super::idempotent::step_id(key, "commit")).await,
             Err(e) => Err(e),
         };
         match committed {

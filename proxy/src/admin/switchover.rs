@@ -22,6 +22,7 @@ use slotgate_meta::MetaNode;
 use slotgate_shared::api::CommandRequest;
 use slotgate_shared::TopologyCommand;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use super::idempotent::step_id;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,9 @@ pub struct SwitchoverRequest {
     /// The replica to promote (default: the shard's first replica).
     #[serde(default)]
     pub to: Option<String>,
+    /// Idempotency key: a retry with the same key never starts a second operation.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +57,8 @@ pub struct Switchover {
     pub metrics: Metrics,
     /// Cutovers this node is running now (the health check leaves their freezes alone).
     pub active: Arc<AtomicUsize>,
+    /// Operations by idempotency key (see `idempotent`).
+    pub ops: Arc<super::idempotent::Operations>,
 }
 
 /// Counts a running cutover while alive.
@@ -73,7 +79,13 @@ impl Drop for Active {
 
 impl Switchover {
     pub(super) async fn submit(&self, command: TopologyCommand) -> Result<u64, String> {
-        let req = CommandRequest { request_id: None, actor: Some(format!("switchover (node {})", self.meta.id())), if_version: None, force: true, command };
+        self.submit_as(command, None).await
+    }
+
+    /// Submits `command` under meta request id `request_id` (an operation's step, see
+    /// `idempotent`).
+    pub(super) async fn submit_as(&self, command: TopologyCommand, request_id: Option<String>) -> Result<u64, String> {
+        let req = CommandRequest { request_id, actor: Some(format!("switchover (node {})", self.meta.id())), if_version: None, force: true, command };
         self.meta.submit(req).await.map(|r| r.version).map_err(|e| e.to_string())
     }
 
@@ -112,12 +124,13 @@ impl Switchover {
         let budget = self.meta.cutover_budget();
         let deadline = Instant::now() + budget;
 
-        let prepare = self.submit(TopologyCommand::Freeze { shard: req.shard.clone() }).await?;
+        let key = req.request_id.as_deref();
+        let prepare = self.submit_as(TopologyCommand::Freeze { shard: req.shard.clone() }, step_id(key, "prepare")).await?;
         let frozen_at = Instant::now();
         let promoted = self.promote(prepare, &old, &new, deadline).await;
         let semisync = promoted.as_ref().ok().and_then(|s| s.is_some().then_some(true)).unwrap_or(false);
         let version = match promoted {
-            Ok(_) => self.submit(TopologyCommand::Cutover { shard: req.shard.clone(), primary: new.clone(), drop_old: false }).await,
+            Ok(_) => self.submit_as(TopologyCommand::Cutover { shard: req.shard.clone(), primary: new.clone(), drop_old: false }, step_id(key, "commit")).await,
             Err(e) => Err(e),
         };
         let version = match version {

@@ -45,23 +45,35 @@ pub async fn failover(ctx: &Ctx, shard: String) -> Result<()> {
 /// meta leader: prepare, drain, acknowledge, commit).
 pub async fn move_slots(ctx: &Ctx, slots: &[slotgate_shared::SlotRange], to: String, force: bool) -> Result<()> {
     let list = slotgate_shared::SlotRange::format_list(slots);
-    let reply = ctx.client.post("/slots/move", &serde_json::json!({ "slots": list, "to": to, "force": force })).await?;
+    // One idempotency key for every attempt the client makes (it retries on other nodes
+    // after a timeout): a retry never starts a second move.
+    let key = super::new_request_id();
+    let reply = ctx.client.post("/slots/move", &serde_json::json!({ "slots": list, "to": to, "force": force, "request_id": key })).await?;
     if ctx.json {
         emit_json(&reply);
         return Ok(());
     }
     let r: serde_json::Value = reply.parse()?;
+    if r["retried"] == true {
+        emit(&format!("slots {list} now belong to shard {to} (moved by an earlier attempt of this command) at topology version {}", r["version"]));
+        return Ok(());
+    }
     emit(&format!("slots {list} now belong to shard {to} at topology version {} (paused {} ms)", r["version"], r["frozen_ms"]));
     Ok(())
 }
 
 async fn cutover(ctx: &Ctx, path: &str, done: &str, shard: String, to: Option<String>) -> Result<()> {
-    let reply = ctx.client.post(path, &serde_json::json!({ "shard": shard, "to": to })).await?;
+    let key = super::new_request_id();
+    let reply = ctx.client.post(path, &serde_json::json!({ "shard": shard, "to": to, "request_id": key })).await?;
     if ctx.json {
         emit_json(&reply);
         return Ok(());
     }
     let r: serde_json::Value = reply.parse()?;
+    if r["retried"] == true {
+        emit(&format!("{done} shard {shard} (by an earlier attempt of this command) at topology version {}", r["version"]));
+        return Ok(());
+    }
     emit(&format!(
         "{done} shard {}: primary {} -> {} at topology version {} (writes paused {} ms)",
         r["shard"].as_str().unwrap_or(&shard),
