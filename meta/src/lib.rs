@@ -29,7 +29,7 @@ pub use error::MetaError;
 pub use hooks::{HookFuture, MetaHooks, NoHooks};
 pub use network::Faults;
 pub use node::{MembershipChange, MetaNode};
-pub use options::MetaOptions;
+pub use options::{MetaOptions, PeerTls};
 pub use state::{MetaRequest, MetaResponse, MetaState};
 pub use store::{LogStore, MetaStore, StateMachineStore, StoreError};
 pub use typ::TypeConfig;

@@ -121,7 +121,7 @@ impl MetaNode {
         }
         .validate()
         .map_err(|e| MetaError::BadRequest(format!("meta timings: {e}")))?;
-        let network = HttpNetwork::new(options.node_id, &options.secret, faults).map_err(|e| MetaError::Fatal(e.to_string()))?;
+        let network = HttpNetwork::new(options.node_id, &options.secret, faults, options.tls.as_ref()).map_err(|e| MetaError::Fatal(e.to_string()))?;
         let raft = Raft::new(options.node_id, Arc::new(config), network.clone(), log, sm)
             .await
             .map_err(|e| MetaError::Fatal(e.to_string()))?;
@@ -183,7 +183,7 @@ impl MetaNode {
         &self.inner.raft
     }
 
-    pub(crate) fn network(&self) -> &HttpNetwork {
+    pub fn network(&self) -> &HttpNetwork {
         &self.inner.network
     }
 

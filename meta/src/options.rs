@@ -34,6 +34,23 @@ pub struct MetaOptions {
     pub lease: Duration,
     /// How long a cutover may take from its prepare to its commit before it rolls back.
     pub cutover_budget: Duration,
+    /// TLS towards the other members (`https://`); `None`: plain HTTP.
+    pub tls: Option<PeerTls>,
+}
+
+/// How a member reaches the others over TLS: the CA their certificates are checked against,
+/// and the certificate (with its key) it shows them when they require one (mutual TLS).
+#[derive(Clone)]
+pub struct PeerTls {
+    pub ca_pem: Vec<u8>,
+    /// Certificate chain then private key, PEM.
+    pub identity_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for PeerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerTls").field("ca_pem", &format_args!("{} bytes", self.ca_pem.len())).field("identity", &self.identity_pem.is_some()).finish()
+    }
 }
 
 impl MetaOptions {

@@ -56,6 +56,15 @@ fn main() -> anyhow::Result<()> {
     let users = Users::load(&config.node.users_file)?;
     if let Some(Command::CheckConfig) = cli.command {
         config.check_meta()?;
+        if let Some(t) = &config.tls {
+            slotgate_proxy::admin::tls::server_config(&t.cert, &t.key, None).map_err(anyhow::Error::msg).context("[tls]")?;
+        }
+        if let Some(t) = &config.admin_tls {
+            slotgate_proxy::admin::tls::admin_acceptor(t).map_err(anyhow::Error::msg).context("[admin_tls]")?;
+            if config.meta.is_some() {
+                slotgate_proxy::admin::tls::peer_tls(t).map_err(anyhow::Error::msg).context("[admin_tls]")?;
+            }
+        }
         println!("config ok: {} shard(s), {} user(s)", config.shards.len(), users.len());
         return Ok(());
     }

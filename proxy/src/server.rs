@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -168,11 +167,21 @@ impl Node {
                 .merge(slotgate_meta::api::admin_routes(node.clone(), token.clone()))
                 .merge(slotgate_meta::network::server::raft_routes(node.clone()));
         }
-        tracker.spawn(async move {
-            let _ = axum::serve(admin_listener, app)
-                .with_graceful_shutdown(async move { admin_cancel.cancelled().await })
-                .await;
-        });
+        match &config.admin_tls {
+            Some(t) => {
+                let acceptor = admin::tls::admin_acceptor(t).map_err(NodeError::Tls)?;
+                let listener = admin::tls::TlsListener::new(admin_listener, acceptor, cancel.clone(), &tracker)
+                    .map_err(|source| NodeError::Bind { addr: config.node.admin_listen, source })?;
+                tracker.spawn(async move {
+                    let _ = axum::serve(listener, app).with_graceful_shutdown(async move { admin_cancel.cancelled().await }).await;
+                });
+            }
+            None => {
+                tracker.spawn(async move {
+                    let _ = axum::serve(admin_listener, app).with_graceful_shutdown(async move { admin_cancel.cancelled().await }).await;
+                });
+            }
+        }
         if config.node.deadlock_check_ms > 0 {
             let detector = crate::backend::deadlock::Detector {
                 backends: backends.clone(),
@@ -373,21 +382,6 @@ async fn refuse(socket: TcpStream, e: ClientError) {
 }
 
 fn load_tls(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcceptor, NodeError> {
-    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| NodeError::Tls(format!("cannot read {}: {e}", p.display())));
-    let cert_pem = read(cert)?;
-    let key_pem = read(key)?;
-    let certs = rustls_pemfile::certs(&mut &cert_pem[..])
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| NodeError::Tls(format!("{}: {e}", cert.display())))?;
-    if certs.is_empty() {
-        return Err(NodeError::Tls(format!("{}: no certificate found", cert.display())));
-    }
-    let key = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(|e| NodeError::Tls(format!("{}: {e}", key.display())))?
-        .ok_or_else(|| NodeError::Tls(format!("{}: no private key found", key.display())))?;
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| NodeError::Tls(e.to_string()))?;
+    let config = admin::tls::server_config(cert, key, None).map_err(NodeError::Tls)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -55,13 +55,25 @@ enum Attempt {
 
 impl Client {
     /// `cluster` is the raw `--cluster` value; `timeout` is the total time a call may take.
-    pub fn new(cluster: &str, token: Option<String>, timeout: Duration) -> Result<Client> {
-        let urls = normalise_urls(cluster)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
-            .timeout(timeout)
-            .build()
-            .map_err(|e| anyhow!("cannot start the HTTP client ({e})"))?;
+    pub fn new(cluster: &str, token: Option<String>, timeout: Duration, tls: Option<&TlsFiles>) -> Result<Client> {
+        let urls = normalise_urls(cluster, tls.is_some())?;
+        let mut b = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT.min(timeout)).timeout(timeout);
+        if let Some(t) = tls {
+            let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| anyhow!("cannot read {} ({e})", p.display()));
+            let ca = reqwest::Certificate::from_pem(&read(&t.ca)?).map_err(|e| anyhow!("--ca {}: {e}", t.ca.display()))?;
+            b = b.use_rustls_tls().tls_built_in_root_certs(false).add_root_certificate(ca);
+            match (&t.cert, &t.key) {
+                (Some(cert), Some(key)) => {
+                    let mut pem = read(cert)?;
+                    pem.push(b'\n');
+                    pem.extend(read(key)?);
+                    b = b.identity(reqwest::Identity::from_pem(&pem).map_err(|e| anyhow!("--cert/--key: {e}"))?);
+                }
+                (None, None) => {}
+                _ => bail!("--cert and --key go together (the client certificate for nodes with admin_tls.require_client_cert)"),
+            }
+        }
+        let http = b.build().map_err(|e| anyhow!("cannot start the HTTP client ({e})"))?;
         let token = token.filter(|t| !t.is_empty());
         Ok(Client { http, urls, token, timeout })
     }
@@ -206,15 +218,27 @@ fn join(base: &str, path: &str) -> String {
     format!("{base}{path}")
 }
 
-/// `--cluster` as base URLs: comma-separated, `host:port` means `http://host:port`, trailing
-/// slashes dropped, order kept. Only plain http is supported (the admin port speaks http).
-pub fn normalise_urls(cluster: &str) -> Result<Vec<String>> {
+/// TLS towards the admin ports: the CA of the nodes' certificates, and a client certificate
+/// for nodes that require one.
+pub struct TlsFiles {
+    pub ca: std::path::PathBuf,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+}
+
+/// `--cluster` as base URLs: comma-separated, `host:port` means `http://host:port` (or
+/// `https://` with `tls`), trailing slashes dropped, order kept.
+pub fn normalise_urls(cluster: &str, tls: bool) -> Result<Vec<String>> {
     let mut out = Vec::new();
+    let default = if tls { "https" } else { "http" };
     for part in cluster.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let with_scheme = if part.contains("://") { part.to_string() } else { format!("http://{part}") };
+        let with_scheme = if part.contains("://") { part.to_string() } else { format!("{default}://{part}") };
         let url = Url::parse(&with_scheme).map_err(|e| anyhow!("--cluster entry {part:?} is not a URL or host:port ({e})"))?;
-        if url.scheme() != "http" {
-            bail!("--cluster entry {part:?} uses {}://; the admin port speaks plain http, so write http://host:port or host:port", url.scheme());
+        match url.scheme() {
+            "http" => {}
+            "https" if tls => {}
+            "https" => bail!("--cluster entry {part:?} uses https://: give --ca with the CA that signed the nodes' certificates"),
+            other => bail!("--cluster entry {part:?} uses {other}://; write http(s)://host:port or host:port"),
         }
         if url.host_str().is_none_or(str::is_empty) {
             bail!("--cluster entry {part:?} has no host; write it like 10.0.0.1:9033");
@@ -235,7 +259,7 @@ mod tests {
     use super::*;
 
     fn urls(text: &str) -> Vec<String> {
-        normalise_urls(text).unwrap()
+        normalise_urls(text, false).unwrap()
     }
 
     #[test]
@@ -253,8 +277,9 @@ mod tests {
     #[test]
     fn refuses_bad_urls() {
         for bad in ["", " , ", "https://h:9033", "ftp://h", "http://", "h:notaport", "h:9033?x=1"] {
-            assert!(normalise_urls(bad).is_err(), "{bad:?} should be refused");
+            assert!(normalise_urls(bad, false).is_err(), "{bad:?} should be refused");
         }
+        assert_eq!(normalise_urls("h:1,https://g:2", true).unwrap(), vec!["https://h:1", "https://g:2"]);
     }
 
     #[test]
@@ -325,7 +350,7 @@ mod tests {
             (200, r#"{"request_id":"r1","version":7,"retried":true}"#),
         ])
         .await;
-        let client = Client::new(&format!("{dead},{live}"), Some("sekrit".into()), Duration::from_secs(10)).unwrap();
+        let client = Client::new(&format!("{dead},{live}"), Some("sekrit".into()), Duration::from_secs(10), None).unwrap();
         let body = serde_json::json!({"request_id": "r1", "command": {"kind": "remove_shard", "shard": "s9"}});
         let reply = client.post("/commands", &body).await.unwrap();
         assert_eq!(reply.body, r#"{"request_id":"r1","version":7,"retried":true}"#);
@@ -341,7 +366,7 @@ mod tests {
     #[tokio::test]
     async fn unreachable_nodes_fail_at_once() {
         let (a, b) = (dead_addr().await, dead_addr().await);
-        let client = Client::new(&format!("{a},{b}"), None, Duration::from_secs(10)).unwrap();
+        let client = Client::new(&format!("{a},{b}"), None, Duration::from_secs(10), None).unwrap();
         let started = Instant::now();
         let e = client.get("/cluster").await.unwrap_err().to_string();
         assert!(started.elapsed() < Duration::from_secs(5));
@@ -352,7 +377,7 @@ mod tests {
     #[tokio::test]
     async fn no_leader_until_the_timeout() {
         let (live, _task) = fake_node(vec![(503, r#"{"error":"no leader"}"#); 50]).await;
-        let client = Client::new(&live, None, Duration::from_secs(1)).unwrap();
+        let client = Client::new(&live, None, Duration::from_secs(1), None).unwrap();
         let started = Instant::now();
         let e = client.get("/topology").await.unwrap_err().to_string();
         assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
@@ -363,7 +388,7 @@ mod tests {
     #[tokio::test]
     async fn topology_not_found_is_none() {
         let (live, _task) = fake_node(vec![(404, r#"{"error":"the cluster has no topology yet"}"#)]).await;
-        let client = Client::new(&live, None, Duration::from_secs(5)).unwrap();
+        let client = Client::new(&live, None, Duration::from_secs(5), None).unwrap();
         assert!(client.get_optional("/topology").await.unwrap().is_none());
     }
 }

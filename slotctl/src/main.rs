@@ -27,6 +27,15 @@ struct Cli {
     /// Bearer token for the admin API (the nodes' node.admin_token).
     #[arg(long, global = true, env = "SLOTGATE_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// CA certificate (PEM) of the nodes' admin_tls certificates: speak https to them.
+    #[arg(long, global = true, env = "SLOTCTL_CA", value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for nodes with admin_tls.require_client_cert (with --key).
+    #[arg(long, global = true, env = "SLOTCTL_CERT", value_name = "FILE", requires = "ca")]
+    cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, env = "SLOTCTL_KEY", value_name = "FILE", requires = "cert")]
+    key: Option<std::path::PathBuf>,
     /// Print the server's JSON instead of text and tables.
     #[arg(long, global = true)]
     json: bool,
@@ -318,7 +327,8 @@ async fn run(cli: Cli) -> Result<()> {
         .or_else(|| std::env::var("USER").ok())
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| "slotctl".to_string());
-    let client = client::Client::new(&cli.cluster, cli.token, Duration::from_secs(cli.timeout))?;
+    let tls = cli.ca.clone().map(|ca| client::TlsFiles { ca, cert: cli.cert.clone(), key: cli.key.clone() });
+    let client = client::Client::new(&cli.cluster, cli.token, Duration::from_secs(cli.timeout), tls.as_ref())?;
     let ctx = Ctx { client, json: cli.json, actor };
     let command = match cli.command {
         Command::Init(args) => init_command(args)?,

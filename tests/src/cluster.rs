@@ -26,6 +26,7 @@ pub struct TestCluster<'a> {
     opts: ProxyOptions,
     dir: tempfile::TempDir,
     http: reqwest::Client,
+    scheme: &'static str,
 }
 
 /// A free TCP port on 127.0.0.1 (bound then released), below Linux's ephemeral range
@@ -73,7 +74,14 @@ impl<'a> TestCluster<'a> {
             opts,
             dir: tempfile::tempdir()?,
             http: reqwest::Client::new(),
+            scheme: "http",
         })
+    }
+
+    /// Talks https to the admin ports with `client` (nodes configured with `[admin_tls]`).
+    pub fn use_tls(&mut self, client: reqwest::Client) {
+        self.http = client;
+        self.scheme = "https";
     }
 
     fn node_options(&self, i: usize) -> ProxyOptions {
@@ -119,7 +127,7 @@ impl<'a> TestCluster<'a> {
 
     /// `--cluster` value naming every node.
     pub fn cluster_urls(&self) -> String {
-        self.admin_ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect::<Vec<_>>().join(",")
+        self.admin_ports.iter().map(|p| format!("{}://127.0.0.1:{p}", self.scheme)).collect::<Vec<_>>().join(",")
     }
 
     /// Cuts every link between node `i` and the others (both directions).
@@ -140,7 +148,7 @@ impl<'a> TestCluster<'a> {
 
     /// GET an admin path of node `i` as JSON (with the admin token).
     pub async fn get(&self, i: usize, path: &str) -> anyhow::Result<(u16, Value)> {
-        let url = format!("http://127.0.0.1:{}{path}", self.admin_ports[i]);
+        let url = format!("{}://127.0.0.1:{}{path}", self.scheme, self.admin_ports[i]);
         let r = self.http.get(url).bearer_auth(ADMIN_TOKEN).timeout(Duration::from_secs(10)).send().await?;
         let status = r.status().as_u16();
         Ok((status, r.json().await.unwrap_or(Value::Null)))
@@ -148,7 +156,7 @@ impl<'a> TestCluster<'a> {
 
     /// POST JSON to an admin path of node `i` (with the admin token).
     pub async fn post(&self, i: usize, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        let url = format!("http://127.0.0.1:{}{path}", self.admin_ports[i]);
+        let url = format!("{}://127.0.0.1:{}{path}", self.scheme, self.admin_ports[i]);
         let r = self.http.post(url).bearer_auth(ADMIN_TOKEN).json(body).timeout(Duration::from_secs(20)).send().await?;
         let status = r.status().as_u16();
         Ok((status, r.json().await.unwrap_or(Value::Null)))
@@ -156,7 +164,7 @@ impl<'a> TestCluster<'a> {
 
     /// Node `i`'s Prometheus text (with the admin token).
     pub async fn metrics(&self, i: usize) -> anyhow::Result<String> {
-        let url = format!("http://127.0.0.1:{}/metrics", self.admin_ports[i]);
+        let url = format!("{}://127.0.0.1:{}/metrics", self.scheme, self.admin_ports[i]);
         Ok(self.http.get(url).bearer_auth(ADMIN_TOKEN).send().await?.text().await?)
     }
 

@@ -2,6 +2,7 @@
 //! (MariaDB servers via [`mariadb`], in-process slotgate nodes via [`proxy`]) for the tests in
 //! `tests/tests/`.
 
+pub mod certs;
 pub mod cluster;
 pub mod difftest;
 pub mod load;
@@ -18,4 +19,15 @@ pub fn logs() {
     if let Ok(filter) = std::env::var("SLOTGATE_TEST_LOG") {
         let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_test_writer().try_init();
     }
+}
+
+/// The slotctl binary next to this test's target directory (built on demand).
+pub fn slotctl_bin() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default();
+    let status = std::process::Command::new("cargo").args(["build", "-q", "-p", "slotctl"]).current_dir(&root).status();
+    assert!(status.is_ok_and(|s| s.success()), "cargo build -p slotctl");
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/debug/deps/<test> -> target/debug/slotctl
+    exe.parent().and_then(|d| d.parent()).map(|d| d.join("slotctl")).unwrap_or_default()
 }

@@ -74,6 +74,12 @@ async fn malformed_commands_get_errors_and_the_connection_goes_on() {
     assert_eq!(err_code(&c.command(&bad_exec).await.unwrap()), Some(1835), "truncated parameter values");
     let unbound = [0x17, id[0], id[1], id[2], id[3], 0, 1, 0, 0, 0, 0, 0];
     assert_eq!(err_code(&c.command(&unbound).await.unwrap()), Some(1835), "parameters never bound");
+    // Parameters bound as server-internal types (TIMESTAMP2, DATETIME2): refused, not decoded
+    // (the value decoder would panic; found by fuzzing).
+    for t in [17u8, 18] {
+        let exec = [0x17, id[0], id[1], id[2], id[3], 0, 1, 0, 0, 0, 0, 1, t, 0, t, 0, 4, 1, 2, 3, 4, 4, 1, 2, 3, 4];
+        assert_eq!(err_code(&c.command(&exec).await.unwrap()), Some(1835), "parameter type {t}");
+    }
     // Bad COM_CHANGE_USER and COM_SET_OPTION.
     assert_eq!(err_code(&c.command(&[0x11, b'x']).await.unwrap()), Some(1835));
     assert_eq!(err_code(&c.command(&[0x1b, 7, 0]).await.unwrap()), Some(1047));

@@ -13,15 +13,7 @@ use std::time::Duration;
 
 const SECS: Duration = Duration::from_secs(15);
 
-/// The slotctl binary next to this test's target directory (built on demand).
-fn slotctl_bin() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default();
-    let status = Command::new("cargo").args(["build", "-q", "-p", "slotctl"]).current_dir(&root).status();
-    assert!(status.is_ok_and(|s| s.success()), "cargo build -p slotctl");
-    let exe = std::env::current_exe().unwrap_or_default();
-    // target/debug/deps/<test> -> target/debug/slotctl
-    exe.parent().and_then(|d| d.parent()).map(|d| d.join("slotctl")).unwrap_or_default()
-}
+use slotgate_tests::slotctl_bin;
 
 struct Out {
     code: i32,

@@ -13,7 +13,21 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{paths, Faults, FROM_HEADER, SECRET_HEADER};
+use crate::options::PeerTls;
 use crate::typ::{Node, NodeId, TypeConfig};
+
+/// An HTTP client for member-to-member calls: with `tls`, only certificates signed by its CA
+/// are trusted (no system roots) and its identity is shown to members that ask for one.
+pub fn peer_client(tls: Option<&PeerTls>, connect_timeout: std::time::Duration) -> Result<reqwest::Client, reqwest::Error> {
+    let mut b = reqwest::Client::builder().connect_timeout(connect_timeout).pool_idle_timeout(std::time::Duration::from_secs(60)).tcp_nodelay(true);
+    if let Some(t) = tls {
+        b = b.use_rustls_tls().tls_built_in_root_certs(false).add_root_certificate(reqwest::Certificate::from_pem(&t.ca_pem)?);
+        if let Some(id) = &t.identity_pem {
+            b = b.identity(reqwest::Identity::from_pem(id)?);
+        }
+    }
+    b.build()
+}
 
 /// Openraft's network factory for the meta group.
 #[derive(Clone)]
@@ -22,6 +36,8 @@ pub struct HttpNetwork {
     pub(crate) secret: std::sync::Arc<str>,
     pub(crate) faults: Faults,
     pub(crate) me: NodeId,
+    /// `http` or `https` (with [`PeerTls`]).
+    scheme: &'static str,
 }
 
 /// Why a call to another member failed.
@@ -34,13 +50,20 @@ pub enum CallError {
 }
 
 impl HttpNetwork {
-    pub fn new(me: NodeId, secret: &str, faults: Faults) -> Result<HttpNetwork, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(1))
-            .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(HttpNetwork { client, secret: secret.into(), faults, me })
+    pub fn new(me: NodeId, secret: &str, faults: Faults, tls: Option<&PeerTls>) -> Result<HttpNetwork, reqwest::Error> {
+        let client = peer_client(tls, std::time::Duration::from_secs(1))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        Ok(HttpNetwork { client, secret: secret.into(), faults, me, scheme })
+    }
+
+    /// The URL of `path` on member `addr`.
+    pub fn url(&self, addr: &str, path: &str) -> String {
+        format!("{}://{addr}{path}", self.scheme)
+    }
+
+    /// The HTTP client that reaches the other members (with the CA and identity of [`PeerTls`]).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// POSTs `body` to `path` on `addr` and decodes the JSON answer.
@@ -55,7 +78,7 @@ impl HttpNetwork {
         if self.faults.is_blocked(target) {
             return Err(CallError::Unreachable(target, "link cut by fault injection".into()));
         }
-        let url = format!("http://{addr}{path}");
+        let url = self.url(addr, path);
         let resp = self
             .client
             .post(url)

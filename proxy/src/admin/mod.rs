@@ -9,6 +9,7 @@
 mod failover;
 mod gtid;
 pub mod idempotent;
+pub mod tls;
 mod migrations;
 mod rule_check;
 mod slot_check;
@@ -174,8 +175,10 @@ async fn on_leader(s: AdminState, headers: HeaderMap, method: Method, path: Stri
         let Some((_, addr)) = sw.meta.leader_addr() else {
             return json_error(StatusCode::SERVICE_UNAVAILABLE, "the meta group has no leader yet; retry in a few seconds");
         };
-        let mut fwd = reqwest::Client::new()
-            .request(method, format!("http://{addr}{path}"))
+        let net = sw.meta.network();
+        let mut fwd = net
+            .client()
+            .request(method, net.url(&addr, &path))
             .timeout(sw.meta.cutover_budget() + Duration::from_secs(30))
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);

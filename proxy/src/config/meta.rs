@@ -153,6 +153,7 @@ impl MetaConfig {
             snapshot_every: self.snapshot_every,
             lease: Duration::from_millis(self.lease_ms),
             cutover_budget: Duration::from_millis(self.cutover_budget_ms),
+            tls: None,
         };
         options.validate().map_err(|m| invalid("meta", m))?;
         Ok(options)

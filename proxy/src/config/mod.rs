@@ -38,6 +38,9 @@ pub struct Config {
     pub node: NodeConfig,
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// `[admin_tls]`: TLS on the admin port (admin API, metrics, Raft between members).
+    #[serde(default)]
+    pub admin_tls: Option<AdminTlsConfig>,
     pub backend: BackendConfig,
     /// The initial shards. Without `[meta]` they are the topology; with it, they are proposed
     /// to the meta group once, when it has no topology yet (`meta.init_from_config`).
@@ -133,6 +136,21 @@ fn default_drain_timeout_ms() -> u64 {
 pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// `[admin_tls]`: the admin port's certificate, and the CA of the members' certificates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA that signed every member's certificate: members check each other against it (needed
+    /// with `[meta]`), and with `require_client_cert` it checks clients too.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Mutual TLS: only clients (members, slotctl, Prometheus) with a certificate `ca` signed.
+    #[serde(default)]
+    pub require_client_cert: bool,
 }
 
 /// `[backend]`: how the proxy logs in to the shards and sizes its pools.
@@ -289,6 +307,13 @@ impl Config {
             join(&mut tls.cert);
             join(&mut tls.key);
         }
+        if let Some(tls) = self.admin_tls.as_mut() {
+            join(&mut tls.cert);
+            join(&mut tls.key);
+            if let Some(ca) = tls.ca.as_mut() {
+                join(ca);
+            }
+        }
         if let Some(meta) = self.meta.as_mut() {
             join(&mut meta.data_dir);
             if let Some(f) = meta.cluster_secret_file.as_mut() {
@@ -315,6 +340,11 @@ impl Config {
 
     /// Checks what serde cannot: references between sections, ranges, non-empty names.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(t) = &self.admin_tls {
+            if t.ca.is_none() && (t.require_client_cert || self.meta.is_some()) {
+                return Err(invalid("admin_tls.ca", "needed with require_client_cert or [meta] (members check each other's certificates against it)"));
+            }
+        }
         if self.node.max_connections == 0 {
             return Err(invalid("node.max_connections", "must be at least 1"));
         }

@@ -24,6 +24,21 @@ pub struct ExecuteRequest {
     pub params: Vec<Value>,
 }
 
+/// Types a client may bind a parameter as (what clients send and the binary protocol's value
+/// decoder reads; the server-internal types like TIMESTAMP2 are not among them, and
+/// mysql_common's decoder would panic on those: found by fuzzing).
+fn bindable(t: ColumnType) -> bool {
+    use ColumnType::*;
+    matches!(
+        t,
+        MYSQL_TYPE_STRING | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB
+            | MYSQL_TYPE_SET | MYSQL_TYPE_ENUM | MYSQL_TYPE_DECIMAL | MYSQL_TYPE_VARCHAR | MYSQL_TYPE_BIT | MYSQL_TYPE_NEWDECIMAL
+            | MYSQL_TYPE_GEOMETRY | MYSQL_TYPE_JSON | MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_YEAR | MYSQL_TYPE_LONG
+            | MYSQL_TYPE_INT24 | MYSQL_TYPE_LONGLONG | MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE | MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_DATE
+            | MYSQL_TYPE_NEWDATE | MYSQL_TYPE_DATETIME | MYSQL_TYPE_TIME | MYSQL_TYPE_NULL
+    )
+}
+
 /// Reads the statement id (to look the statement up before the full parse).
 pub fn stmt_id(body: &[u8]) -> Result<u32, ClientError> {
     body.get(0..4)
@@ -58,10 +73,9 @@ pub fn parse_execute(
         at += 2 * num_params;
         let parsed = types
             .chunks_exact(2)
-            .map(|t| {
-                ColumnType::try_from(t[0])
-                    .map(|column_type| ParamType { column_type, unsigned: t[1] & 0x80 != 0 })
-                    .map_err(|_| bad(&format!("unknown parameter type {}", t[0])))
+            .map(|t| match ColumnType::try_from(t[0]) {
+                Ok(column_type) if bindable(column_type) => Ok(ParamType { column_type, unsigned: t[1] & 0x80 != 0 }),
+                _ => Err(bad(&format!("parameter type {} cannot be bound", t[0]))),
             })
             .collect::<Result<Vec<_>, _>>()?;
         *bound = Some(parsed);
@@ -84,6 +98,9 @@ pub fn parse_execute(
         if ty.column_type == ColumnType::MYSQL_TYPE_NULL {
             params.push(Value::NULL);
             continue;
+        }
+        if !bindable(ty.column_type) {
+            return Err(bad(&format!("parameter {} has a type that cannot be bound", i + 1)));
         }
         let flags = if ty.unsigned { ColumnFlags::UNSIGNED_FLAG } else { ColumnFlags::empty() };
         let v: ValueDeserializer<BinValue> = buf
@@ -137,6 +154,16 @@ mod tests {
         assert!(parse_execute(&p, 1, &mut None, &mut long).is_err());
         for cut in 0..p.len() {
             let _ = parse_execute(&p[..cut], 1, &mut None, &mut long);
+        }
+    }
+
+    #[test]
+    fn server_internal_types_are_refused_not_decoded() {
+        let mut long = HashMap::new();
+        // TIMESTAMP2 (17), DATETIME2 (18), TIME2 (19): mysql_common's decoder panics on them.
+        for t in [17u8, 18, 19, 20, 0xf2, 0xf4] {
+            let p = packet(true, &[(t, 0)], 0, &[4, 1, 2, 3, 4]);
+            assert!(parse_execute(&p, 1, &mut None, &mut long).is_err(), "type {t}");
         }
     }
 

@@ -38,7 +38,10 @@ pub struct MemberParts {
 
 pub async fn start_member(config: &Config, parts: MemberParts) -> Result<Option<MetaNode>, MemberError> {
     let Some(meta) = &config.meta else { return Ok(None) };
-    let options = meta.options(config.node.id, parts.admin_addr)?;
+    let mut options = meta.options(config.node.id, parts.admin_addr)?;
+    if let Some(t) = &config.admin_tls {
+        options.tls = Some(crate::admin::tls::peer_tls(t).map_err(|message| ConfigError::Invalid { key: "admin_tls".into(), message })?);
+    }
     let initial = if meta.init_from_config && !config.shards.is_empty() {
         let t = config.topology().map_err(|e| ConfigError::Invalid { key: "routing".into(), message: e.to_string() })?;
         Some(TopologyCommand::Init { slot_count: t.slot_count, shards: t.shards, home: config.routing.home_shard.clone(), rules: t.rules })
