@@ -134,6 +134,7 @@ impl Node {
             meta: meta.clone(),
             ready: ready.clone(),
             token: token.clone(),
+            metrics_open: config.node.metrics_open,
             switchover: meta.clone().map(|m| admin::Switchover {
                 meta: m,
                 backend: config.backend.clone(),

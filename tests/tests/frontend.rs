@@ -387,6 +387,13 @@ async fn admin_token_guards_metrics() {
     let r = client.get(p.admin_url("/metrics")).bearer_auth("s3cret").send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("slotgate_client_connections_total"));
+    // node.metrics_open leaves /metrics open, and only /metrics.
+    let opts = ProxyOptions { node_extra: "admin_token = \"s3cret\"\nmetrics_open = true".into(), ..Default::default() };
+    let open = TestProxy::start_with(&[&m], opts).await.unwrap();
+    let r = client.get(open.admin_url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client.post(open.admin_url("/switchover")).json(&serde_json::json!({"shard": "s0"})).send().await.unwrap();
+    assert_eq!(r.status(), 401, "the rest still needs the token");
 }
 
 #[tokio::test]

@@ -45,6 +45,8 @@ pub struct AdminState {
     pub meta: Option<slotgate_meta::MetaNode>,
     pub ready: Arc<AtomicBool>,
     pub token: Option<Arc<str>>,
+    /// `node.metrics_open`: `/metrics` answers without the admin token.
+    pub metrics_open: bool,
     /// Planned switchovers (nodes of a meta group only).
     pub switchover: Option<Switchover>,
     /// Leader-run jobs (nodes of a meta group only).
@@ -90,7 +92,7 @@ fn unauthorized() -> Response {
 }
 
 async fn metrics(State(s): State<AdminState>, headers: HeaderMap) -> Response {
-    if !authorized(&headers, s.token.as_deref()) {
+    if !s.metrics_open && !authorized(&headers, s.token.as_deref()) {
         return unauthorized();
     }
     s.backends.report_metrics();

@@ -69,6 +69,9 @@ pub struct NodeConfig {
     /// Bearer token required by the admin endpoints that change or reveal state.
     #[serde(default)]
     pub admin_token: Option<String>,
+    /// Serve `/metrics` without the admin token (for a Prometheus that holds no secret).
+    #[serde(default)]
+    pub metrics_open: bool,
     /// Path of the users file; relative paths are taken from the config file's directory.
     pub users_file: PathBuf,
     #[serde(default = "default_max_connections")]
