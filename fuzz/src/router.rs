@@ -66,12 +66,17 @@ fn check_on_this_thread(data: &[u8]) {
     match Parsed::parse(&sql) {
         Ok(parsed) => {
             if let Ok(r) = route(&parsed, topo, &ctx) {
-                well_formed(&r, topo);
+                // Rewritten texts are printed from the AST: they can only be expected to parse
+                // when the statement's own printed form does. sqlparser reads some syntax
+                // MariaDB does not have (`a:b.c` variant paths) and prints it back in a form
+                // it reads differently; MariaDB refuses both texts (found by fuzzing).
+                let round_trips = parsed.statements.iter().all(|s| Parsed::parse(&s.to_string()).is_ok());
+                well_formed(&r, topo, round_trips);
             }
         }
         Err(e) => {
             if let Ok(r) = route_unparsed(&sql, &e.to_string(), topo) {
-                well_formed(&r, topo);
+                well_formed(&r, topo, true);
             }
         }
     }
@@ -82,19 +87,19 @@ fn sorted_shards(list: &[usize], n: usize, what: &str) {
     assert!(list.windows(2).all(|w| w[0] < w[1]), "{what} shards not sorted and unique: {list:?}");
 }
 
-fn well_formed(r: &Route, topo: &Topology) {
+fn well_formed(r: &Route, topo: &Topology, texts_parse: bool) {
     let n = topo.shards.len();
     let targets: Vec<usize> = match &r.target {
         Target::Single { shard } => vec![*shard],
         Target::Multi { shards, sql, .. } | Target::Scatter { shards, sql, .. } => {
-            if let Some(sql) = sql {
+            if let Some(sql) = sql.as_ref().filter(|_| texts_parse) {
                 assert!(Parsed::parse(sql).is_ok(), "the router's rewrite does not parse: {sql}");
             }
             shards.clone()
         }
         Target::ScatterWrite { shards } | Target::Broadcast { shards } => shards.clone(),
         Target::Split { parts } => {
-            for (_, sql) in parts {
+            for (_, sql) in parts.iter().filter(|_| texts_parse) {
                 assert!(Parsed::parse(sql).is_ok(), "a split part does not parse: {sql}");
             }
             let mut shards: Vec<usize> = parts.iter().map(|(s, _)| *s).collect();
@@ -110,6 +115,6 @@ fn well_formed(r: &Route, topo: &Topology) {
     }
     for (shard, sql) in &r.per_shard {
         assert!(targets.contains(shard), "a per-shard text for shard {shard}, which the route does not reach");
-        assert!(Parsed::parse(sql).is_ok(), "a per-shard text does not parse: {sql}");
+        assert!(!texts_parse || Parsed::parse(sql).is_ok(), "a per-shard text does not parse: {sql}");
     }
 }

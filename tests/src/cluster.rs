@@ -84,6 +84,19 @@ impl<'a> TestCluster<'a> {
         self.scheme = "https";
     }
 
+    /// Writes node `i`'s config and users files into `dir` (for a node run as a process,
+    /// its MySQL port `mysql_port`); returns the config's path.
+    pub fn write_config(&self, i: usize, dir: &std::path::Path, mysql_port: u16) -> anyhow::Result<std::path::PathBuf> {
+        let mut o = self.node_options(i);
+        o.listen = Some(format!("127.0.0.1:{mysql_port}"));
+        let users_path = dir.join(format!("users{}.toml", i + 1));
+        let (config, users) = crate::proxy::config_text(&self.shards, &o, &users_path.display().to_string())?;
+        let config_path = dir.join(format!("node{}.toml", i + 1));
+        std::fs::write(&users_path, users)?;
+        std::fs::write(&config_path, config)?;
+        Ok(config_path)
+    }
+
     fn node_options(&self, i: usize) -> ProxyOptions {
         let mut o = self.opts.clone();
         o.admin_listen = Some(format!("127.0.0.1:{}", self.admin_ports[i]));

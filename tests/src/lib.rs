@@ -23,11 +23,20 @@ pub fn logs() {
 
 /// The slotctl binary next to this test's target directory (built on demand).
 pub fn slotctl_bin() -> std::path::PathBuf {
+    workspace_bin("slotctl", "slotctl")
+}
+
+/// The slotgate binary next to this test's target directory (built on demand).
+pub fn slotgate_bin() -> std::path::PathBuf {
+    workspace_bin("slotgate", "slotgate-proxy")
+}
+
+fn workspace_bin(name: &str, package: &str) -> std::path::PathBuf {
     use std::path::PathBuf;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default();
-    let status = std::process::Command::new("cargo").args(["build", "-q", "-p", "slotctl"]).current_dir(&root).status();
-    assert!(status.is_ok_and(|s| s.success()), "cargo build -p slotctl");
+    let status = std::process::Command::new("cargo").args(["build", "-q", "-p", package]).current_dir(&root).status();
+    assert!(status.is_ok_and(|s| s.success()), "cargo build -p {package}");
     let exe = std::env::current_exe().unwrap_or_default();
-    // target/debug/deps/<test> -> target/debug/slotctl
-    exe.parent().and_then(|d| d.parent()).map(|d| d.join("slotctl")).unwrap_or_default()
+    // target/debug/deps/<test> -> target/debug/<name>
+    exe.parent().and_then(|d| d.parent()).map(|d| d.join(name)).unwrap_or_default()
 }

@@ -23,6 +23,8 @@ pub struct TestProxy {
 pub struct ProxyOptions {
     /// `node.admin_listen` (default `127.0.0.1:0`).
     pub admin_listen: Option<String>,
+    /// `node.listen` (default `127.0.0.1:0`).
+    pub listen: Option<String>,
     pub node_extra: String,
     pub backend_extra: String,
     pub users_extra: String,
@@ -100,10 +102,19 @@ impl TestProxy {
 
 /// The config and users of a test node in front of `shards` (s0, s1, ... with s0 home).
 pub fn build_config(shards: &[&MariaDb], opts: &ProxyOptions) -> anyhow::Result<(Config, Users)> {
+    let (text, users) = config_text(shards, opts, "unused")?;
+    let config = Config::parse(&text).map_err(anyhow::Error::msg)?;
+    config.validate()?;
+    Ok((config, Users::parse(&users)?))
+}
+
+/// The TOML texts of a test node's config (naming `users_file`) and of its users file.
+pub fn config_text(shards: &[&MariaDb], opts: &ProxyOptions, users_file: &str) -> anyhow::Result<(String, String)> {
     let first = shards.first().context("at least one shard")?;
     let mut text = format!(
-        "[node]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"{}\"\nusers_file = \"unused\"\nshutdown_timeout_ms = 2000\n{}\n\
+        "[node]\nlisten = \"{}\"\nadmin_listen = \"{}\"\nusers_file = \"{users_file}\"\nshutdown_timeout_ms = 2000\n{}\n\
          [backend]\nuser = \"{}\"\npassword = \"{}\"\n{}connect_timeout_ms = 2000\npool_wait_timeout_ms = 3000\n{}\n",
+        opts.listen.as_deref().unwrap_or("127.0.0.1:0"),
         opts.admin_listen.as_deref().unwrap_or("127.0.0.1:0"),
         opts.node_extra,
         first.user(),
@@ -116,14 +127,8 @@ pub fn build_config(shards: &[&MariaDb], opts: &ProxyOptions) -> anyhow::Result<
     }
     text.push_str(&format!("[routing]\nhome_shard = \"s0\"\n{}\n", opts.routing_extra));
     text.push_str(&opts.sections);
-    let config = Config::parse(&text).map_err(anyhow::Error::msg)?;
-    config.validate()?;
-    let users = Users::parse(&format!(
-        "[[users]]\nname = \"{USER}\"\npassword_hash = \"{}\"\n{}",
-        native_password_hash(PASSWORD),
-        opts.users_extra
-    ))?;
-    Ok((config, users))
+    let users = format!("[[users]]\nname = \"{USER}\"\npassword_hash = \"{}\"\n{}", native_password_hash(PASSWORD), opts.users_extra);
+    Ok((text, users))
 }
 
 /// Finds `series` (exact, labels included) in Prometheus text.

@@ -256,27 +256,7 @@ async fn a_switchover_then_a_dead_primary_lose_no_acknowledged_write() -> anyhow
     // it. A switchover carries the setting to the new primary and repoints the old one as a
     // semi-sync replica.
     let (p, r) = MariaDb::start_with_replica().await?;
-    for sql in [
-        "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
-        "SET GLOBAL rpl_semi_sync_master_timeout = 60000",
-        "SET GLOBAL rpl_semi_sync_master_enabled = ON",
-    ] {
-        p.root_conn().await?.query_drop(sql).await?;
-    }
-    let mut rc = r.root_conn().await?;
-    for sql in ["SET GLOBAL rpl_semi_sync_slave_enabled = ON", "STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD"] {
-        rc.query_drop(sql).await?;
-    }
-    let mut pc = p.root_conn().await?;
-    let deadline = Instant::now() + SECS;
-    loop {
-        let on: Option<(String, String)> = pc.query_first("SHOW STATUS LIKE 'Rpl_semi_sync_master_clients'").await?;
-        if on.is_some_and(|(_, v)| v == "1") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the replica never became a semi-sync client");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    p.enable_semi_sync(&r).await?;
     let c = cluster_with_replica(&p, &r).await?;
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -50,6 +50,30 @@ impl MariaDb {
         Ok(replica)
     }
 
+    /// Semi-synchronous replication (AFTER_SYNC) from this primary to `replica`: a commit is
+    /// acknowledged once the replica has it. Waits until the replica is a semi-sync client.
+    pub async fn enable_semi_sync(&self, replica: &MariaDb) -> Result<()> {
+        for sql in [
+            "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
+            "SET GLOBAL rpl_semi_sync_master_timeout = 60000",
+            "SET GLOBAL rpl_semi_sync_master_enabled = ON",
+        ] {
+            self.root_exec(sql).await?;
+        }
+        for sql in ["SET GLOBAL rpl_semi_sync_slave_enabled = ON", "STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD"] {
+            replica.root_exec(sql).await?;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let on: Option<(String, String)> = self.root_conn().await?.query_first("SHOW STATUS LIKE 'Rpl_semi_sync_master_clients'").await?;
+            if on.is_some_and(|(_, v)| v == "1") {
+                return Ok(());
+            }
+            anyhow::ensure!(std::time::Instant::now() < deadline, "the replica never became a semi-sync client");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Makes this server a read-only GTID replica of `primary` (`CHANGE MASTER` + `START SLAVE`).
     pub async fn replicate_from(&self, primary: &MariaDb) -> Result<()> {
         let mut conn = self.root_conn().await?;
