@@ -331,9 +331,8 @@ async fn compressed_protocol_and_change_user() {
     // Payloads that do not compress (deflate output longer than input) of many sizes: the
     // fuzzer found such packets cut short by the compressor.
     for len in [50usize, 100, 259, 1000, 4096, 20_000, 70_000] {
-        let got: Option<(Vec<u8>, Vec<u8>)> = c.query_first(format!("SELECT @b := RANDOM_BYTES({len}), SHA2(@b, 256)", len = len.min(1024))).await.unwrap();
-        let (bytes, _) = got.unwrap();
-        assert_eq!(bytes.len(), len.min(1024));
+        let small: Option<Vec<u8>> = c.query_first(format!("SELECT RANDOM_BYTES({})", len.min(1024))).await.unwrap();
+        assert_eq!(small.map(|b| b.len()), Some(len.min(1024)));
         let big: Option<Vec<u8>> = c.query_first(format!("SELECT CONCAT({})", vec!["RANDOM_BYTES(1024)"; len.div_ceil(1024)].join(","))).await.unwrap();
         assert_eq!(big.map(|b| b.len()), Some(len.div_ceil(1024) * 1024));
     }

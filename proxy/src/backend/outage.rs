@@ -48,8 +48,11 @@ impl Backends {
                     _ = rx.changed() => {}
                     _ = tokio::time::sleep(PROBE_EVERY) => {}
                 }
-                // A cutover in progress (the failover's freeze) is waited for as planned ones are.
-                let Some(pool) = self.primary_when_unfrozen(shard).await? else { return Ok(None) };
+                // The failover's freeze: wait on (this statement already holds its buffer place).
+                if self.is_frozen(shard) {
+                    continue;
+                }
+                let Some(pool) = self.primary(shard) else { return Ok(None) };
                 match pool.acquire(found_rows).await {
                     Ok(c) => return Ok(Some(c)),
                     Err(BackendError::Unavailable { .. }) => continue,
