@@ -21,10 +21,12 @@ use tokio::sync::OnceCell;
 pub const KEEP: usize = 1000;
 
 type Outcome = Result<Value, String>;
+/// Each key's outcome (set once), and the keys oldest first.
+type Cells = (HashMap<String, Arc<OnceCell<Outcome>>>, VecDeque<String>);
 
 #[derive(Default)]
 pub struct Operations {
-    cells: Mutex<(HashMap<String, Arc<OnceCell<Outcome>>>, VecDeque<String>)>,
+    cells: Mutex<Cells>,
 }
 
 /// The meta request id of an operation's step (`"prepare"`, `"commit"`).
