@@ -135,6 +135,7 @@ impl Node {
             ready: ready.clone(),
             token: token.clone(),
             metrics_open: config.node.metrics_open,
+            faults: config.node.fault_injection.then(|| options.faults.clone()),
             switchover: meta.clone().map(|m| admin::Switchover {
                 meta: m,
                 backend: config.backend.clone(),

@@ -1,14 +1,17 @@
 //! Chaos: 3 slotgate nodes run as processes over 2 shards (each a primary with a semi-sync
 //! replica), writers through every node (acknowledged inserts and counter increments), while
 //! a seeded schedule injects faults: SIGKILL and restart of the meta leader and of a
-//! follower, SIGSTOP of a node for longer than its lease, SIGKILL of a shard primary (a
-//! failover), planned switchovers and online slot migrations, all overlapping.
+//! follower, SIGSTOP of a node for longer than its lease, a partition of a node from both
+//! peers (its Raft and forwarded traffic dropped, `POST /debug/faults`), SIGKILL of a shard
+//! primary (a failover), planned switchovers and online slot migrations, all overlapping.
 //!
 //! Afterwards: the group converges to one version with nothing frozen or migrating; no node
 //! crashed by itself; every acknowledged insert is present exactly once, on the shard that
-//! owns its slot, and no row at all sits on a shard that does not own it (a node that had
-//! routed a write with a stale owner would leave one there, or lose it); every counter lies
-//! between its acknowledged increments and those plus the in-doubt ones.
+//! owns its slot, and no row at all sits on a shard that does not own it; each row was
+//! written on a shard that owned its slot at the version current when it was written (a
+//! trigger on the shards records the server and time of each insert; the versions are
+//! replayed from the group's history); every counter lies between its acknowledged
+//! increments and those plus the in-doubt ones.
 //!
 //! `CHAOS_SECONDS` (default 40) and `CHAOS_SEED` (default 11) set the run;
 //! `scripts/chaos.sh --minutes N --seed S` runs it longer and records the outcome. A failing
@@ -18,6 +21,7 @@ use anyhow::{bail, Context, Result};
 use mysql_async::prelude::*;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+use slotgate_shared::api::HistoryEntry;
 use slotgate_shared::{KeyValue, Topology};
 use slotgate_tests::cluster::{free_port, TestCluster, ADMIN_TOKEN};
 use slotgate_tests::proxy::{ProxyOptions, PASSWORD, USER};
@@ -86,6 +90,13 @@ impl Proc {
             _ => None,
         }
     }
+}
+
+/// Heals a partition made with `POST /debug/faults`.
+async fn heal(p: &Proc) -> Result<()> {
+    let (s, v) = post(p.admin_port, "/debug/faults", &json!({ "block": [] })).await?;
+    anyhow::ensure!(s == 200, "healing node on admin port {}: {s} {v}", p.admin_port);
+    Ok(())
 }
 
 async fn get(port: u16, path: &str) -> Result<Value> {
@@ -214,16 +225,30 @@ async fn faults_under_writers_lose_nothing_and_misroute_nothing() -> Result<()> 
     for (p, r) in [(&p0, &r0), (&p1, &r1)] {
         p.enable_semi_sync(r).await?;
         p.exec("CREATE DATABASE chaos").await?;
-        p.exec("CREATE TABLE chaos.t (id BIGINT PRIMARY KEY, w INT)").await?;
+        // Each row records the server that took the insert and when (a trigger that only
+        // fills what the insert left empty, so that copies made by a migration keep them).
+        p.exec("CREATE TABLE chaos.t (id BIGINT PRIMARY KEY, w INT, origin INT UNSIGNED NULL, at_us BIGINT NULL)").await?;
+        p.exec(
+            "CREATE TRIGGER chaos.t_origin BEFORE INSERT ON chaos.t FOR EACH ROW \
+             SET NEW.origin = IFNULL(NEW.origin, @@server_id), \
+                 NEW.at_us = IFNULL(NEW.at_us, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED))",
+        )
+        .await?;
         p.exec("CREATE TABLE chaos.c (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)").await?;
         r.wait_caught_up(p).await?;
     }
     let servers = [&p0, &r0, &p1, &r1];
+    let mut server_ids: HashMap<u64, String> = HashMap::new();
+    for server in servers {
+        let id: Option<u64> = server.query_first("SELECT @@server_id").await?;
+        server_ids.insert(id.context("no server id")?, server.addr());
+    }
     let opts = ProxyOptions {
         routing_extra: "slot_count = 64\n[[routing.rules]]\ndatabase = \"chaos\"\ntable = \"t\"\ncolumn = \"id\"\n\
                         [[routing.rules]]\ndatabase = \"chaos\"\ntable = \"c\"\ncolumn = \"id\"\n"
             .into(),
         meta_extra: "failover_check_ms = 500\nfailover_threshold = 2\n".into(),
+        node_extra: "fault_injection = true\n".into(),
         ..ProxyOptions::default()
     };
     let cluster = TestCluster::new(&[&p0, &p1], 3, 3, opts)?;
@@ -278,7 +303,7 @@ async fn faults_under_writers_lose_nothing_and_misroute_nothing() -> Result<()> 
             continue;
         };
         let lead = leader(&procs).await;
-        match rng.random_range(0..6) {
+        match rng.random_range(0..7) {
             0 | 1 => {
                 let victim = match (rng.random_range(0..2), lead) {
                     (0, Some(l)) => l,
@@ -322,6 +347,20 @@ async fn faults_under_writers_lose_nothing_and_misroute_nothing() -> Result<()> 
                 let (s, v) = post(procs[via].admin_port, "/switchover", &json!({"shard": shard.id, "request_id": format!("sw-{seed}-{at}")})).await.unwrap_or((0, Value::Null));
                 schedule.push(format!("{at:.1}s switchover of {} via node {}: {s} {}", shard.id, via + 1, v.get("error").or(v.get("version")).unwrap_or(&Value::Null)));
             }
+            5 => {
+                // A partition: the node drops its Raft and forwarded traffic with both peers
+                // for longer than its lease, then heals.
+                let victim = rng.random_range(0..3);
+                if procs[victim].paused || procs[victim].child.is_none() {
+                    continue;
+                }
+                let peers: Vec<u64> = (1..=3).filter(|id| *id != victim as u64 + 1).collect();
+                let (s, v) = post(procs[victim].admin_port, "/debug/faults", &json!({ "block": peers })).await.unwrap_or((0, Value::Null));
+                schedule.push(format!("{at:.1}s partition node {} ({}) for {} ms: {s}", victim + 1, if Some(victim) == lead { "leader" } else { "follower" }, LEASE_MS + 1500));
+                anyhow::ensure!(s == 200, "POST /debug/faults: {s} {v}");
+                tokio::time::sleep(Duration::from_millis(LEASE_MS + 1500)).await;
+                heal(&procs[victim]).await?;
+            }
             _ => {
                 let first = rng.random_range(0..topo.slot_count - 4);
                 let from = topo.shard_of_slot(first);
@@ -343,6 +382,9 @@ async fn faults_under_writers_lose_nothing_and_misroute_nothing() -> Result<()> 
         if p.paused {
             p.signal("-CONT");
         }
+    }
+    for p in procs.iter().filter(|p| p.child.is_some()) {
+        heal(p).await?;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::Relaxed);
@@ -381,12 +423,47 @@ async fn faults_under_writers_lose_nothing_and_misroute_nothing() -> Result<()> 
         }
     }
 
-    // Every row on its owner, every acknowledged insert exactly once.
+    // Ownership through time, replayed from the group's history of commands.
+    let l = leader(&procs).await.context("no leader after convergence")?;
+    let history: Vec<HistoryEntry> = serde_json::from_value(get(procs[l].admin_port, "/topology/history").await?)?;
+    anyhow::ensure!(history.first().map(|e| e.version) == Some(1), "{}", report("the history no longer starts at version 1: run shorter"));
+    let mut versions: Vec<(u64, Topology)> = Vec::new();
+    for e in &history {
+        let next = e.command.apply(versions.last().map(|(_, t)| t)).map_err(|err| anyhow::anyhow!("replaying version {}: {err}", e.version))?;
+        versions.push((e.at_ms * 1000, next));
+    }
+    anyhow::ensure!(versions.last().map(|(_, t)| t.version) == Some(topo.version), "{}", report("the replayed history does not end at the final version"));
+    let shard_of_server = |server_id: u64| -> Option<String> {
+        let addr = server_ids.get(&server_id)?;
+        versions.iter().flat_map(|(_, t)| t.shards.iter()).find(|s| s.primary == *addr || s.replicas.contains(addr)).map(|s| s.id.clone())
+    };
+    let owner_at = |id: i64, at_us: u64| -> Option<String> {
+        let (_, t) = versions.iter().rev().find(|(from, _)| *from <= at_us)?;
+        Some(t.shards[t.shard_for_key(&KeyValue::Int(id))].id.clone())
+    };
+
+    // Every row on its owner, written on a shard that owned its slot at the time, every
+    // acknowledged insert exactly once.
     let mut placed: HashMap<i64, Vec<String>> = HashMap::new();
+    let mut checked_origins = 0usize;
     for (idx, shard) in topo.shards.iter().enumerate() {
         let server = servers.iter().find(|s| s.addr() == shard.primary).context("a primary the test did not start")?;
-        let ids: Vec<i64> = server.query("SELECT id FROM chaos.t").await?;
-        for id in ids {
+        let rows: Vec<(i64, Option<u64>, Option<u64>)> = server.query("SELECT id, origin, at_us FROM chaos.t").await?;
+        for (id, origin, at_us) in rows {
+            let (Some(origin), Some(at_us)) = (origin, at_us) else {
+                bail!("{}", report(&format!("row {id} on {} does not say where it was written", shard.id)));
+            };
+            let written_on = shard_of_server(origin);
+            // The version that was current when the insert ran (or 2 ms earlier, for the
+            // millisecond the history's times are rounded to).
+            let owners = [owner_at(id, at_us), owner_at(id, at_us.saturating_sub(2000))];
+            if written_on.is_none() || !owners.contains(&written_on) {
+                bail!(
+                    "{}",
+                    report(&format!("row {id} was written on {written_on:?} (server {origin}) at {at_us} µs, when its slot belonged to {:?}", owners[0]))
+                );
+            }
+            checked_origins += 1;
             let owner = topo.shard_for_key(&KeyValue::Int(id));
             if owner != idx {
                 bail!("{}", report(&format!("row {id} sits on {} but its slot belongs to {}", shard.id, topo.shards[owner].id)));
@@ -417,9 +494,10 @@ async fn faults_under_writers_lose_nothing_and_misroute_nothing() -> Result<()> 
     let errors: usize = outcomes.iter().map(|o| o.errors).sum();
     anyhow::ensure!(acked.len() > 100 && increments > 50, "{}", report(&format!("too little got through: {} inserts, {increments} increments", acked.len())));
     println!(
-        "chaos: seed {seed}, {seconds} s, {} faults, {} acknowledged inserts and {increments} increments checked, {errors} client errors, 0 lost, final version {}",
+        "chaos: seed {seed}, {seconds} s, {} faults, {} acknowledged inserts and {increments} increments checked, {checked_origins} rows' writer shard checked against {} versions, {errors} client errors, 0 lost, final version {}",
         schedule.len(),
         acked.len(),
+        versions.len(),
         topo.version
     );
     println!("schedule:\n  {}", schedule.join("\n  "));

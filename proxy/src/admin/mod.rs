@@ -7,6 +7,7 @@
 //! failover, slot moves, migrations) run on the meta leader; other nodes forward them there.
 
 mod failover;
+mod faults;
 mod gtid;
 pub mod idempotent;
 pub mod tls;
@@ -47,6 +48,8 @@ pub struct AdminState {
     pub token: Option<Arc<str>>,
     /// `node.metrics_open`: `/metrics` answers without the admin token.
     pub metrics_open: bool,
+    /// `node.fault_injection`: the faults `POST /debug/faults` sets (test clusters only).
+    pub faults: Option<slotgate_meta::Faults>,
     /// Planned switchovers (nodes of a meta group only).
     pub switchover: Option<Switchover>,
     /// Leader-run jobs (nodes of a meta group only).
@@ -54,7 +57,8 @@ pub struct AdminState {
 }
 
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    let debug = state.faults.is_some();
+    let r = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -65,8 +69,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/migrations/{id}", get(migration_show))
         .route("/migrations/{id}/cancel", axum::routing::post(migration_cancel))
         .route("/shards/split", axum::routing::post(split))
-        .route("/shards/merge", axum::routing::post(merge))
-        .with_state(state)
+        .route("/shards/merge", axum::routing::post(merge));
+    let r = if debug { r.route("/debug/faults", axum::routing::post(faults::set_faults)) } else { r };
+    r.with_state(state)
 }
 
 /// Constant-time check of `Authorization: Bearer <token>`.

@@ -72,6 +72,10 @@ pub struct NodeConfig {
     /// Serve `/metrics` without the admin token (for a Prometheus that holds no secret).
     #[serde(default)]
     pub metrics_open: bool,
+    /// Test clusters only: serve `POST /debug/faults`, which makes this node drop its Raft and
+    /// forwarded traffic with chosen peers (a network partition without root rights).
+    #[serde(default)]
+    pub fault_injection: bool,
     /// Path of the users file; relative paths are taken from the config file's directory.
     pub users_file: PathBuf,
     #[serde(default = "default_max_connections")]

@@ -19,6 +19,7 @@ use super::scope::Analyzer;
 use super::{Route, RouteContext, RouteError, StatementKind, Target};
 use mysql_common::value::Value as MyValue;
 use slotgate_shared::Topology;
+use std::ops::ControlFlow;
 use sqlparser::ast::{
     Distinct, Expr, GroupByExpr, Ident, LimitClause, ObjectName, OrderByKind, OrderBySort, Query, SelectItem, SetExpr, Value,
 };
@@ -139,6 +140,7 @@ impl Planner<'_> {
             }
             None => {
                 no_nested_aggregate(e)?;
+                selectable(e)?;
                 Ok(self.column_for(e.clone()))
             }
         }
@@ -338,4 +340,20 @@ pub(crate) fn plan_select(q: &Query, params: &[MyValue]) -> Result<(Option<Strin
         hidden_columns: p.hidden.len(),
     };
     Ok((sql, plan))
+}
+
+/// Whether `e` can be copied into the select list sent to the shards. sqlparser reads some
+/// syntax in ORDER BY that it refuses in a select list (a field access such as `o. 3`), so a
+/// hidden column of it would not parse where one MariaDB might still answer: refused instead.
+fn selectable(e: &Expr) -> Result<(), RouteError> {
+    let found = sqlparser::ast::visit_expressions(e, |x| match x {
+        Expr::CompoundFieldAccess { .. } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    });
+    match found {
+        ControlFlow::Break(()) => Err(RouteError::unsupported(format!(
+            "ORDER BY / GROUP BY {e} across shards is not supported: order by a column of the select list (or its position), or pin the shard key"
+        ))),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }

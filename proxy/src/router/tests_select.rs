@@ -81,6 +81,8 @@ fn order_by_hidden_columns() {
     assert_eq!((resolved.order_by[0].column, resolved.visible_columns), (5, 5));
     assert!(unsupported("SELECT * FROM orders ORDER BY 1").contains("position"));
     assert!(unsupported("SELECT id FROM orders ORDER BY 3").contains("position 3"));
+    // ORDER BY syntax that sqlparser would not read back in the select list (fuzz finding).
+    assert!(unsupported("SELECT o.id FROM orders o ORDER BY o. 3").contains("ORDER BY"));
 }
 
 #[test]
