@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use slotgate_shared::api::SlotCount;
 use slotgate_shared::{Topology, TopologyCommand};
 
 /// A boxed future returned by a hook.
@@ -25,6 +26,11 @@ pub trait MetaHooks: Send + Sync + 'static {
     /// This node's open backend work for the other members' deadlock detectors: (shard,
     /// backend thread id, client connection id) of every backend connection lent out now.
     fn transactions(&self) -> Vec<(String, u32, u32)> {
+        Vec::new()
+    }
+
+    /// This node's per-slot load counters, for `GET /slots/top` on other members.
+    fn slot_load(&self) -> Vec<SlotCount> {
         Vec::new()
     }
 }

@@ -154,6 +154,18 @@ impl MetaNode {
     /// [`MetaHooks::transactions`]), asked concurrently; a member that does not answer
     /// within `within` is left out.
     pub async fn members_transactions(&self, within: std::time::Duration) -> Vec<(NodeId, Vec<(String, u32, u32)>)> {
+        self.ask_members(crate::network::paths::TRANSACTIONS, within).await
+    }
+
+    /// Every other member's per-slot load counters (see [`MetaHooks::slot_load`]), asked
+    /// concurrently; a member that does not answer within `within` is left out.
+    pub async fn members_slot_load(&self, within: std::time::Duration) -> Vec<(NodeId, Vec<slotgate_shared::api::SlotCount>)> {
+        self.ask_members(crate::network::paths::SLOT_LOAD, within).await
+    }
+
+    /// Asks every other member for `path` (no body) at once; those that do not answer
+    /// within `within`, or answer something else, are left out.
+    async fn ask_members<R: serde::de::DeserializeOwned + Send + 'static>(&self, path: &'static str, within: std::time::Duration) -> Vec<(NodeId, R)> {
         let members: Vec<(NodeId, String)> = {
             let m = self.inner.raft.metrics().borrow().clone();
             m.membership_config.membership().nodes().filter(|(id, _)| **id != self.inner.id).map(|(id, n)| (*id, n.addr.clone())).collect()
@@ -162,7 +174,7 @@ impl MetaNode {
         for (id, addr) in members {
             let node = self.clone();
             asks.spawn(async move {
-                let r: Result<Vec<(String, u32, u32)>, _> = node.inner.network.call(id, &addr, crate::network::paths::TRANSACTIONS, &(), within).await;
+                let r: Result<R, _> = node.inner.network.call(id, &addr, path, &(), within).await;
                 r.ok().map(|t| (id, t))
             });
         }

@@ -127,8 +127,49 @@ pub struct MigrationView {
     pub progress: Option<MigrationProgress>,
 }
 
+/// One slot's load as a node counted it since it started (`GET /slots/top` sums the nodes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotCount {
+    pub slot: u32,
+    /// Statements pinned to this slot.
+    pub statements: u64,
+    /// Rows those statements wrote (affected rows).
+    pub rows_written: u64,
+}
+
+impl SlotCount {
+    /// The load a split balances: statements plus rows written.
+    pub fn load(&self) -> u64 {
+        self.statements.saturating_add(self.rows_written)
+    }
+}
+
+/// One line of `GET /slots/top`: a slot or a shard, with its share of the counted load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadLine {
+    /// The slot (None on a shard's line).
+    #[serde(default)]
+    pub slot: Option<u32>,
+    /// The shard owning the slot (or the shard of the line).
+    pub shard: String,
+    pub statements: u64,
+    pub rows_written: u64,
+    /// Share of the load (statements + rows written) of every slot, 0..=1.
+    pub share: f64,
+}
+
+/// `GET /slots/top?limit=N`: the hottest slots and each shard's share, summed over the nodes
+/// that answered (counters since each node started).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotsTop {
+    /// The nodes whose counters are in the sums.
+    pub nodes: Vec<u64>,
+    pub slots: Vec<LoadLine>,
+    pub shards: Vec<LoadLine>,
+}
+
 /// `POST /shards/split`: add shard `into` (unless it exists and owns no slots) and migrate
-/// the upper half of `shard`'s slots to it.
+/// the upper half of `shard`'s slots (by count, or by load) to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SplitRequest {
     pub shard: String,
@@ -138,6 +179,10 @@ pub struct SplitRequest {
     pub primary: Option<String>,
     #[serde(default)]
     pub replicas: Vec<String>,
+    /// Split where each half carries about half the measured load (`GET /slots/top`) instead
+    /// of half the slots.
+    #[serde(default)]
+    pub by_load: bool,
     #[serde(default)]
     pub actor: Option<String>,
 }

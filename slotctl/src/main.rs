@@ -141,6 +141,10 @@ enum ShardCmd {
         /// A replica of the new shard; repeatable.
         #[arg(long = "replica", value_name = "HOST:PORT")]
         replicas: Vec<String>,
+        /// Move the upper slots that carry about half the measured load (`slots top`)
+        /// instead of half the slots.
+        #[arg(long)]
+        by_load: bool,
         /// Wait until the migration ends, printing each phase.
         #[arg(long)]
         wait: bool,
@@ -230,6 +234,13 @@ enum SlotsCmd {
     },
     /// Slot ranges per shard.
     List,
+    /// The hottest slots (statements and rows written, summed over the nodes since they
+    /// started) and each shard's share of the load.
+    Top {
+        /// How many slots to show.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -336,6 +347,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::History { limit } => return history::history(&ctx, limit).await,
         Command::Shard(ShardCmd::List) => return topology::shard_list(&ctx).await,
         Command::Slots(SlotsCmd::List) => return topology::slots_list(&ctx).await,
+        Command::Slots(SlotsCmd::Top { limit }) => return topology::slots_top(&ctx, limit).await,
         Command::Rule(RuleCmd::List) => return topology::rule_list(&ctx).await,
         Command::Member(MemberCmd::Add { id, addr }) => return member::add(&ctx, id, addr).await,
         Command::Member(MemberCmd::Promote { id }) => return member::promote(&ctx, id).await,
@@ -343,8 +355,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Switchover { shard, to } => return member::switchover(&ctx, shard, to).await,
         Command::Failover { shard } => return member::failover(&ctx, shard).await,
         Command::Slots(SlotsCmd::Migrate { ranges, to, wait }) => return migration::migrate(&ctx, &ranges.0, to, wait).await,
-        Command::Shard(ShardCmd::Split { shard, into, primary, replicas, wait }) => {
-            let req = slotgate_shared::api::SplitRequest { shard, into, primary, replicas, actor: Some(ctx.actor.clone()) };
+        Command::Shard(ShardCmd::Split { shard, into, primary, replicas, by_load, wait }) => {
+            let req = slotgate_shared::api::SplitRequest { shard, into, primary, replicas, by_load, actor: Some(ctx.actor.clone()) };
             return migration::start(&ctx, "/shards/split", &req, wait).await;
         }
         Command::Shard(ShardCmd::Merge { from, into, wait }) => {

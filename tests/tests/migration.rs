@@ -13,7 +13,7 @@
 use mysql_async::prelude::*;
 use serde_json::{json, Value};
 use slotgate_shared::{slot_of, KeyValue};
-use slotgate_tests::cluster::TestCluster;
+use slotgate_tests::cluster::{TestCluster, ADMIN_TOKEN};
 use slotgate_tests::proxy::{sample, ProxyOptions};
 use slotgate_tests::MariaDb;
 use std::collections::{BTreeMap, BTreeSet};
@@ -535,4 +535,69 @@ async fn insert_unless_leaderless(conn: &mut mysql_async::Conn, k: i64) -> anyho
 /// A key (above the preloaded ones) in slot `s`.
 fn slot_key(s: u32) -> i64 {
     (1_000_000..).find(|k| slot(*k) == s).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slot_load_is_summed_over_the_nodes_and_a_split_by_load_halves_it() -> anyhow::Result<()> {
+    let (a, b, d) = (MariaDb::start().await?, MariaDb::start().await?, MariaDb::start().await?);
+    // The preload's multi-row inserts span slots: they are not counted.
+    let c = setup(&[&a, &b], "batch_rows = 300\n").await?;
+    let (_, top) = c.get(2, "/slots/top").await?;
+    assert_eq!(top["slots"], json!([]), "{top}");
+    // Nothing counted on s1 yet: a split by load is refused with what to do.
+    let (s, v) = c.post(0, "/shards/split", &json!({"shard": "s1", "into": "s3", "primary": d.addr(), "by_load": true})).await?;
+    assert_eq!(s, 409, "{v}");
+    assert!(v["error"].as_str().unwrap_or_default().contains("no load was counted"), "{v}");
+
+    // Point writes on slot 3 through node 2, point reads on slot 20 through node 3, single-row
+    // inserts into slot 30 through node 1 (all slots of s0, which owns 0-31).
+    let hot = (1..=PRELOAD).find(|k| slot(*k) == 3).unwrap_or(0);
+    let read = (1..=PRELOAD).find(|k| slot(*k) == 20).unwrap_or(0);
+    let mut c2 = c.node(1)?.conn(Some("mg")).await?;
+    for _ in 0..40 {
+        c2.exec_drop("UPDATE t SET w = w + 1 WHERE id = ?", (hot,)).await?;
+    }
+    let mut c3 = c.node(2)?.conn(Some("mg")).await?;
+    for _ in 0..10 {
+        let _: Option<i64> = c3.exec_first("SELECT w FROM t WHERE id = ?", (read,)).await?;
+    }
+    let mut c1 = c.node(0)?.conn(Some("mg")).await?;
+    let fresh: Vec<i64> = (1_000_000..).filter(|k| slot(*k) == 30).take(5).collect();
+    for k in &fresh {
+        c1.query_drop(format!("INSERT INTO t (id, w) VALUES ({k}, 1)")).await?;
+    }
+
+    let (s, top) = c.get(0, "/slots/top?limit=3").await?;
+    assert_eq!(s, 200, "{top}");
+    assert_eq!(top["nodes"], json!([1, 2, 3]), "{top}");
+    let line = |slot: u32, statements: u64, rows: u64, share: f64| json!({"slot": slot, "shard": "s0", "statements": statements, "rows_written": rows, "share": share});
+    assert_eq!(top["slots"], json!([line(3, 40, 40, 0.8), line(20, 10, 0, 0.1), line(30, 5, 5, 0.1)]), "{top}");
+    assert_eq!(top["shards"][0], json!({"slot": null, "shard": "s0", "statements": 55, "rows_written": 45, "share": 1.0}), "{top}");
+    assert_eq!(top["shards"][1]["statements"], json!(0), "{top}");
+    let out = tokio::process::Command::new(slotgate_tests::slotctl_bin())
+        .args(["--cluster", &c.cluster_urls(), "--token", ADMIN_TOKEN, "slots", "top", "--limit", "2"])
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("80.0%") && text.contains("10.0%") && !text.contains("30 ") && text.contains("node(s) 1, 2, 3"), "{text}");
+    // Prometheus gets the node's own top by rank.
+    let metrics = c.metrics(1).await?;
+    assert!(metrics.contains("slotgate_slot_load_top_slot{rank=\"1\"} 3"), "{metrics}");
+    assert!(metrics.contains("slotgate_slot_load_top{rank=\"1\"} 80"), "{metrics}");
+
+    // By load, s0's upper half starts after the hot slot 3 (80 of 100): 4-31 move.
+    let (s, v) = c.post(1, "/shards/split", &json!({"shard": "s0", "into": "s2", "primary": d.addr(), "by_load": true})).await?;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["slot_list"], json!("4-31"), "{v}");
+    let id = v["id"].as_u64().unwrap_or(0);
+    let end = wait_phase(&c, 0, id, &["done", "failed", "cancelled"], Duration::from_secs(60)).await?;
+    assert_eq!(end["phase"], json!("done"), "{end}");
+    let n: Option<i64> = c1.query_first("SELECT COUNT(*) FROM t").await?;
+    assert_eq!(n, Some(PRELOAD + fresh.len() as i64), "every row once");
+    let (_, top) = c.get(2, "/slots/top?limit=1").await?;
+    assert_eq!(top["slots"][0]["shard"], json!("s0"), "slot 3 stays: {top}");
+    let share_of = |id: &str| top["shards"].as_array().and_then(|s| s.iter().find(|l| l["shard"] == json!(id))).map(|l| l["share"].clone());
+    assert_eq!(share_of("s2"), Some(json!(0.2)), "{top}");
+    Ok(())
 }

@@ -36,6 +36,8 @@ pub mod paths {
     pub const ACK: &str = "/raft/ack";
     /// A member asks another for its transactions' backend threads (deadlock detection).
     pub const TRANSACTIONS: &str = "/raft/transactions";
+    /// A member asks another for its per-slot load counters.
+    pub const SLOT_LOAD: &str = "/raft/slot_load";
 }
 
 /// Compares two secrets in time independent of where they differ.

@@ -31,6 +31,7 @@ pub fn raft_routes(node: MetaNode) -> Router {
         .route(paths::LEASE, post(lease))
         .route(paths::ACK, post(ack))
         .route(paths::TRANSACTIONS, post(transactions))
+        .route(paths::SLOT_LOAD, post(slot_load))
         .layer(middleware::from_fn_with_state(node.clone(), guard))
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(node)
@@ -88,4 +89,8 @@ async fn membership(State(node): State<MetaNode>, Json(change): Json<MembershipC
 
 async fn transactions(State(node): State<MetaNode>) -> Response {
     Json(node.hooks().transactions()).into_response()
+}
+
+async fn slot_load(State(node): State<MetaNode>) -> Response {
+    Json(node.hooks().slot_load()).into_response()
 }

@@ -9,13 +9,15 @@
 //!   and the last finished ones) with the live progress of the jobs this leader runs.
 //! - `POST /migrations/{id}/cancel`: commits `migration_cancel`; the job rolls back at its
 //!   next step (before the cutover's commit only).
-//! - `POST /shards/split {"shard", "into", "primary"?, "replicas"?}`: adds `into` when missing
-//!   and migrates the upper half of `shard`'s slots to it; `POST /shards/merge {"from",
+//! - `POST /shards/split {"shard", "into", "primary"?, "replicas"?, "by_load"?}`: adds `into`
+//!   when missing and migrates the upper half of `shard`'s slots to it (half the slots, or the
+//!   upper slots carrying half the measured load); `POST /shards/merge {"from",
 //!   "into"}`: migrates every slot of `from` to `into`, whose job removes `from` when done.
 
 use crate::jobs::migration::Progress;
 use crate::jobs::Jobs;
-use slotgate_shared::api::{CommandRequest, MergeRequest, MigrateRequest, MigrationView, SplitRequest};
+use slotgate_shared::api::{CommandRequest, MergeRequest, MigrateRequest, MigrationView, SlotCount, SplitRequest};
+use std::collections::BTreeMap;
 use slotgate_shared::{Migration, Shard, ShardState, SlotRange, TopologyCommand};
 
 /// Checks and records a migration.
@@ -25,15 +27,22 @@ pub async fn begin(jobs: &Jobs, req: &MigrateRequest) -> Result<MigrationView, S
 }
 
 /// `POST /shards/split`: adds the new shard when missing, then migrates the upper half of
-/// the source's slots (by count) to it.
-pub async fn split(jobs: &Jobs, req: &SplitRequest) -> Result<MigrationView, String> {
+/// the source's slots to it: half by count, or (with `load`, the per-slot counters summed
+/// over the nodes) the upper slots that carry about half the load.
+pub async fn split(jobs: &Jobs, req: &SplitRequest, load: Option<&BTreeMap<u32, SlotCount>>) -> Result<MigrationView, String> {
     let t = topology(jobs)?;
     let source = t.shards.iter().position(|s| s.id == req.shard).ok_or_else(|| format!("unknown shard {:?}", req.shard))?;
     let owned: Vec<u32> = (0..t.slot_count).filter(|s| t.shard_of_slot(*s) == source).collect();
     if owned.len() < 2 {
         return Err(format!("shard {:?} owns {} slot(s); a split needs at least 2", req.shard, owned.len()));
     }
-    let half = SlotRange::compress(owned[owned.len() / 2..].iter().copied());
+    let cut = match load {
+        None => owned.len() / 2,
+        Some(sums) => super::slot_load::load_split_point(&owned, sums).ok_or_else(|| {
+            format!("no load was counted on the slots of shard {:?} yet; split it by slot count (without --by-load), or wait for traffic", req.shard)
+        })?,
+    };
+    let half = SlotRange::compress(owned[cut..].iter().copied());
     match t.shards.iter().position(|s| s.id == req.into) {
         Some(i) if (0..t.slot_count).any(|s| t.shard_of_slot(s) == i) => {
             return Err(format!("shard {:?} already owns slots; split into a new or empty shard", req.into));

@@ -5,6 +5,8 @@
 //! clients, has a topology and its home shard answers; `/metrics` needs the bearer token when
 //! `node.admin_token` is set. No handler reveals secrets. Leader-only endpoints (switchover,
 //! failover, slot moves, migrations) run on the meta leader; other nodes forward them there.
+//! `/slots/top` sums the per-slot load of the members that answer (`slot_load`);
+//! `/debug/faults` exists only with `node.fault_injection` (`faults`).
 
 mod failover;
 mod faults;
@@ -14,6 +16,7 @@ pub mod tls;
 mod migrations;
 mod rule_check;
 mod slot_check;
+mod slot_load;
 mod slot_move;
 mod switchover;
 
@@ -69,7 +72,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/migrations/{id}", get(migration_show))
         .route("/migrations/{id}/cancel", axum::routing::post(migration_cancel))
         .route("/shards/split", axum::routing::post(split))
-        .route("/shards/merge", axum::routing::post(merge));
+        .route("/shards/merge", axum::routing::post(merge))
+        .route("/slots/top", get(slot_load::slots_top));
     let r = if debug { r.route("/debug/faults", axum::routing::post(faults::set_faults)) } else { r };
     r.with_state(state)
 }
@@ -212,7 +216,10 @@ async fn on_leader(s: AdminState, headers: HeaderMap, method: Method, path: Stri
             None => json_error(StatusCode::NOT_FOUND, format!("no migration {id} (the topology keeps the last {} finished ones)", slotgate_shared::KEEP_FINISHED)),
         },
         Work::Cancel(id, actor) => answer(migrations::cancel(jobs, id, actor).await),
-        Work::Split(r) => answer(migrations::split(jobs, &r).await),
+        Work::Split(r) => {
+            let load = if r.by_load { Some(slot_load::load_by_slot(&s).await.1) } else { None };
+            answer(migrations::split(jobs, &r, load.as_ref()).await)
+        }
         Work::Merge(r) => answer(migrations::merge(jobs, &r).await),
     }
 }

@@ -39,6 +39,10 @@ impl MetaHooks for NodeHooks {
     fn transactions(&self) -> Vec<(String, u32, u32)> {
         self.backends.lent_threads()
     }
+
+    fn slot_load(&self) -> Vec<slotgate_shared::api::SlotCount> {
+        self.metrics.slots().snapshot()
+    }
 }
 
 impl NodeHooks {

@@ -8,6 +8,7 @@ pub mod cutover;
 pub mod login;
 pub mod meta;
 pub mod migration;
+pub mod slots;
 
 use crate::error::ErrorKind;
 pub use cutover::CutoverMetrics;
@@ -151,6 +152,7 @@ struct Inner {
     cutover: CutoverMetrics,
     migration: MigrationMetrics,
     login: LoginMetrics,
+    slots: slots::SlotLoad,
 }
 
 /// The node's metric handles and its Prometheus renderer.
@@ -224,6 +226,7 @@ impl Metrics {
         let cutover = CutoverMetrics::register(&recorder);
         let migration = MigrationMetrics::register(&recorder);
         let login = LoginMetrics::register(&recorder);
+        let slots = slots::SlotLoad::register(&recorder);
         Metrics {
             inner: Arc::new(Inner {
                 routing,
@@ -231,6 +234,7 @@ impl Metrics {
                 cutover,
                 migration,
                 login,
+                slots,
                 recorder,
                 handle,
                 client_connections,
@@ -274,6 +278,11 @@ impl Metrics {
         &self.inner.login
     }
 
+    /// Per-slot load counters.
+    pub fn slots(&self) -> &slots::SlotLoad {
+        &self.inner.slots
+    }
+
     pub fn migration(&self) -> &MigrationMetrics {
         &self.inner.migration
     }
@@ -303,6 +312,7 @@ impl Metrics {
 
     /// Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        self.inner.slots.report();
         self.inner.handle.render()
     }
 

@@ -8,6 +8,7 @@
 use super::key::{conjuncts, implied_pins, key_of_expr, KeyLit, ShardSet};
 use super::scope::{Analyzer, Entry, FromState, TableRef};
 use super::RouteError;
+use slotgate_shared::slot_of;
 use sqlparser::ast::{BinaryOperator, Expr};
 use std::collections::{HashMap, HashSet};
 
@@ -132,7 +133,11 @@ impl Analyzer<'_> {
     /// Shards of a value expression: one for a known key, none for NULL, None when unknown.
     pub fn shards_of(&self, expr: &Expr) -> Option<ShardSet> {
         match key_of_expr(expr, self.params) {
-            KeyLit::Known(k) => Some(ShardSet::from([self.topo.shard_for_key(&k)])),
+            KeyLit::Known(k) => {
+                let slot = slot_of(&k, self.topo.slot_count);
+                self.slots.set(self.slots.get().add(slot));
+                Some(ShardSet::from([self.topo.shard_of_slot(slot)]))
+            }
             KeyLit::Null => Some(ShardSet::new()),
             KeyLit::Unknown => None,
         }

@@ -107,7 +107,7 @@ fn route_dml(
         Decision::Unsharded => write(Target::Home),
         Decision::Single(shard) => {
             moves(Some(shard))?;
-            write(Target::Single { shard })
+            write(Target::Single { shard }).map(|r: Route| r.on_slot(a.slots.get().one()))
         }
         Decision::Spread { shards, everywhere } => {
             moves(None)?;

@@ -12,9 +12,9 @@
 use super::key::{key_of_expr, KeyLit};
 use super::literal::render;
 use super::decide::Decision;
-use super::scope::{idents, table_name, Analyzer};
+use super::scope::{idents, table_name, Analyzer, Slots};
 use super::{Route, RouteContext, RouteError, StatementKind, Target};
-use slotgate_shared::Topology;
+use slotgate_shared::{slot_of, Topology};
 use sqlparser::ast::{Assignment, AssignmentTarget, Expr, Insert, ObjectName, OnInsert, SetExpr, Statement, TableObject};
 use std::collections::BTreeMap;
 
@@ -61,8 +61,13 @@ pub(crate) fn route_insert(ins: &Insert, topo: &Topology, ctx: &RouteContext<'_>
         Some(OnInsert::DuplicateKeyUpdate(_)) => {}
         Some(_) => return Err(RouteError::unsupported("this ON CONFLICT clause is not supported")),
     }
+    let slots = std::cell::Cell::new(Slots::None);
     let shard_of = |e: &Expr| match key_of_expr(e, ctx.params) {
-        KeyLit::Known(k) => Ok(topo.shard_for_key(&k)),
+        KeyLit::Known(k) => {
+            let slot = slot_of(&k, topo.slot_count);
+            slots.set(slots.get().add(slot));
+            Ok(topo.shard_of_slot(slot))
+        }
         KeyLit::Null => Err(missing()),
         KeyLit::Unknown if matches!(e, Expr::Identifier(i) if i.value.eq_ignore_ascii_case("DEFAULT") && i.quote_style.is_none()) => {
             Err(missing())
@@ -75,7 +80,8 @@ pub(crate) fn route_insert(ins: &Insert, topo: &Topology, ctx: &RouteContext<'_>
     let Some(source) = &ins.source else {
         // INSERT ... SET col = value, ...
         let value = ins.assignments.iter().find(|x| assigns(x, &is_key)).map(|x| &x.value).ok_or_else(missing)?;
-        return write(Target::Single { shard: shard_of(value)? });
+        let shard = shard_of(value)?;
+        return write(Target::Single { shard }).map(|r: Route| r.on_slot(slots.get().one()));
     };
     let SetExpr::Values(values) = &*source.body else {
         return Err(RouteError::unsupported("INSERT ... SELECT into a sharded table is not supported: select first, then insert the rows"));
@@ -97,7 +103,7 @@ pub(crate) fn route_insert(ins: &Insert, topo: &Topology, ctx: &RouteContext<'_>
     }
     if by_shard.len() <= 1 {
         let shard = by_shard.keys().next().copied().unwrap_or(topo.home_index());
-        return write(Target::Single { shard });
+        return write(Target::Single { shard }).map(|r: Route| r.on_slot(slots.get().one()));
     }
     if ins.returning.is_some() {
         return Err(RouteError::unsupported("INSERT ... RETURNING with rows for several shards is not supported: insert them one shard at a time"));

@@ -247,13 +247,11 @@ fn pins_at(
             acc
         }
         Expr::BinaryOp { left, op: BinaryOperator::Eq, right } => {
-            let mut out = HashMap::new();
-            if let (Some(id), Some(set)) = (col(left), val(right)) {
-                out.insert(id, set);
-            } else if let (Some(id), Some(set)) = (col(right), val(left)) {
-                out.insert(id, set);
-            }
-            out
+            // A value is only read beside a key column (reading it records its slot).
+            let pin = col(left)
+                .and_then(|id| val(right).map(|set| (id, set)))
+                .or_else(|| col(right).and_then(|id| val(left).map(|set| (id, set))));
+            pin.into_iter().collect()
         }
         Expr::InList { expr, list, negated: false } => {
             let mut out = HashMap::new();

@@ -86,11 +86,20 @@ pub struct Route {
     /// migration's copies on its target, its leftovers on its source) runs the statement with
     /// those rows filtered out (see `foreign`).
     pub per_shard: Vec<(usize, String)>,
+    /// The one slot a `Single` statement touches, when the router knows it from the shard
+    /// key (for per-slot load telemetry only; routing never reads it).
+    pub slot: Option<u32>,
 }
 
 impl Route {
     pub fn new(kind: StatementKind, target: Target) -> Route {
-        Route { kind, target, per_shard: Vec::new() }
+        Route { kind, target, per_shard: Vec::new(), slot: None }
+    }
+
+    /// This route, counted as touching `slot` (when known).
+    pub(crate) fn on_slot(mut self, slot: Option<u32>) -> Route {
+        self.slot = slot;
+        self
     }
 
     /// The text to run on shard `idx` instead of the statement, if any.

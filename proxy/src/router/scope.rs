@@ -68,6 +68,34 @@ pub(crate) struct Analyzer<'a> {
     pub(super) stack: Vec<Vec<Entry>>,
     pub(super) top_frame: Vec<Entry>,
     origin: &'static str,
+    /// The slots of the shard key values seen (see [`Slots`]).
+    pub(super) slots: std::cell::Cell<Slots>,
+}
+
+/// The shard key slots a statement named: none, exactly one, or several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Slots {
+    #[default]
+    None,
+    One(u32),
+    Several,
+}
+
+impl Slots {
+    pub fn add(self, slot: u32) -> Slots {
+        match self {
+            Slots::None => Slots::One(slot),
+            Slots::One(s) if s == slot => self,
+            _ => Slots::Several,
+        }
+    }
+
+    pub fn one(self) -> Option<u32> {
+        match self {
+            Slots::One(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 impl<'a> Analyzer<'a> {
@@ -82,6 +110,7 @@ impl<'a> Analyzer<'a> {
             stack: Vec::new(),
             top_frame: Vec::new(),
             origin: "FROM",
+            slots: Default::default(),
         }
     }
 

@@ -41,7 +41,8 @@ pub(crate) fn route_query(q: &Query, topo: &Topology, ctx: &RouteContext<'_>) ->
             }
         }
     };
-    let mut route = Route::new(kind, target);
+    let slot = matches!(target, Target::Single { .. }).then(|| a.slots.get().one()).flatten();
+    let mut route = Route::new(kind, target).on_slot(slot);
     let print = |n: &Node<'_>| match n {
         Node::Query(q) => match plan_select(q, ctx.params)?.0 {
             Some(sql) => Ok(sql),

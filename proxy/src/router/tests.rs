@@ -26,6 +26,11 @@ pub(super) fn shard(k: i64) -> usize {
     topo().shard_for_key(&KeyValue::Int(k))
 }
 
+/// The slot of key `k` (what a route pinned by it counts load on).
+pub(super) fn slot(k: i64) -> Option<u32> {
+    Some(slotgate_shared::slot_of(&KeyValue::Int(k), topo().slot_count))
+}
+
 /// Keys 1.. grouped: the first key of each shard, in shard order of first appearance.
 pub(super) fn keys_on_distinct_shards(n: usize) -> Vec<i64> {
     let mut seen = std::collections::BTreeSet::new();
@@ -52,7 +57,14 @@ fn unsupported(sql: &str) -> String {
 fn point_selects() {
     let t = topo();
     let s42 = shard(42);
-    assert_eq!(route_sql("SELECT * FROM orders WHERE customer_id = 42").unwrap(), Route::new(StatementKind::Read, Target::Single { shard: s42 }));
+    assert_eq!(route_sql("SELECT * FROM orders WHERE customer_id = 42").unwrap(), Route::new(StatementKind::Read, Target::Single { shard: s42 }).on_slot(slot(42)));
+    assert_eq!(route_sql("SELECT * FROM orders WHERE customer_id = 42 AND status = 'x' AND 7 = total").unwrap().slot, slot(42));
+    assert_eq!(route_sql("SELECT * FROM orders WHERE customer_id IN (42, 42)").unwrap().slot, slot(42));
+    let two = route_sql("SELECT * FROM orders WHERE customer_id IN (42, 43)").unwrap();
+    assert!(two.slot.is_none(), "two keys: no single slot {two:?}");
+    assert_eq!(route_sql("INSERT INTO orders (customer_id, status) VALUES (42, 'x')").unwrap().slot, slot(42));
+    assert_eq!(route_sql("INSERT INTO orders (customer_id, status) VALUES (42, 'x'), (42, 'y')").unwrap().slot, slot(42));
+    assert_eq!(route_sql("SELECT * FROM other.orders WHERE customer_id = 1").unwrap().slot, None);
     assert_eq!(route_in(None, "SELECT * FROM shop.orders WHERE customer_id = 42", &[]).unwrap().target, Target::Single { shard: s42 });
     assert_eq!(target("SELECT * FROM orders WHERE 42 = customer_id AND status = 'x'"), Target::Single { shard: s42 });
     assert_eq!(target("SELECT * FROM orders o WHERE (o.customer_id = 42) AND o.total > 5"), Target::Single { shard: s42 });
@@ -188,7 +200,7 @@ fn insert_refusals() {
 fn update_and_delete() {
     let s42 = shard(42);
     let all: Vec<usize> = (0..4).collect();
-    assert_eq!(route_sql("UPDATE orders SET status = 'x' WHERE customer_id = 42").unwrap(), Route::new(StatementKind::Write, Target::Single { shard: s42 }));
+    assert_eq!(route_sql("UPDATE orders SET status = 'x' WHERE customer_id = 42").unwrap(), Route::new(StatementKind::Write, Target::Single { shard: s42 }).on_slot(slot(42)));
     assert_eq!(target("DELETE FROM orders WHERE customer_id = 42 LIMIT 1"), Target::Single { shard: s42 });
     assert_eq!(target("UPDATE orders SET status = 'x' WHERE status = 'y'"), Target::ScatterWrite { shards: all.clone() });
     assert_eq!(target("DELETE FROM orders"), Target::ScatterWrite { shards: all.clone() });
@@ -350,7 +362,7 @@ fn subqueries() {
         "WITH t AS (SELECT * FROM orders WHERE customer_id = 42) SELECT * FROM t",
         "SELECT note FROM orders WHERE customer_id = 42 UNION SELECT name FROM customers WHERE id = 42",
     ] {
-        assert_eq!(route_sql(sql).unwrap(), Route::new(StatementKind::Read, Target::Single { shard: s42 }), "{sql}");
+        assert_eq!(route_sql(sql).unwrap(), Route::new(StatementKind::Read, Target::Single { shard: s42 }).on_slot(slot(42)), "{sql}");
     }
     for sql in [
         "SELECT * FROM customers WHERE id IN (SELECT customer_id FROM orders)",

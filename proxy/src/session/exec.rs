@@ -64,7 +64,13 @@ impl Session {
                 self.run_single(&shard, req, classified, classified.read_only, reply).await
             }
             Target::Home => self.run_single(&shard_id(topo, topo.home_index()), req, classified, classified.read_only, reply).await,
-            Target::Single { shard } => self.run_single(&shard_id(topo, shard), req, classified, classified.read_only, reply).await,
+            Target::Single { shard } => {
+                let step = self.run_single(&shard_id(topo, shard), req, classified, classified.read_only, reply).await?;
+                if let (Some(slot), Some(rows)) = (route.slot, self.last_written.take()) {
+                    self.shared.metrics.slots().record(slot, rows);
+                }
+                Ok(step)
+            }
             Target::Multi { ref shards, ref merge, ref sql } | Target::Scatter { ref shards, ref merge, ref sql } if route.kind == StatementKind::Read => {
                 let parts = per_shard(&route, shards, topo, req, sql);
                 self.run_select(parts, matches!(req, Request::Binary(..)), merge.clone(), reply).await
@@ -170,6 +176,7 @@ impl Session {
                 self.state.status &= mysql_common::constants::StatusFlags::SERVER_STATUS_AUTOCOMMIT;
                 return reply.error(&e).await.map(|_| Step::Done);
             }
+            self.last_written = (!outcome.errored && !outcome.broken).then_some(outcome.affected_rows);
             return self.finish(shard, conn, outcome, classified, reply).await.map(|_| Step::Done);
         }
     }

@@ -34,6 +34,8 @@ pub struct Outcome {
     /// The backend's status flags after the statement (None if it ended in an error).
     pub status: Option<StatusFlags>,
     pub last_insert_id: Option<u64>,
+    /// Rows the statement's last result changed (its OK packet).
+    pub affected_rows: u64,
     /// An error (backend's or proxy's) was written to the client.
     pub errored: bool,
     /// The backend connection broke or timed out: do not reuse it.
@@ -97,6 +99,7 @@ pub async fn forward(
         if !o.errored && !o.broken {
             o.status = pc.conn().last_ok_packet().map(|ok| ok.status_flags());
             o.last_insert_id = pc.conn().last_insert_id();
+            o.affected_rows = pc.conn().affected_rows();
         }
         o
     })?;

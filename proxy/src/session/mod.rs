@@ -88,6 +88,9 @@ pub struct Session {
     /// The client connection's id (from the handshake).
     connection_id: u32,
     pins: pin::PinGauge,
+    /// Rows changed by the last statement `run_single` finished without an error (for the
+    /// per-slot load counters).
+    last_written: Option<u64>,
 }
 
 impl Session {
@@ -101,6 +104,7 @@ impl Session {
             next_stmt_id: 1,
             tx_topology: None,
             connection_id: 0,
+            last_written: None,
         }
     }
 

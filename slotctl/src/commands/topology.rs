@@ -8,6 +8,7 @@ use super::{emit, emit_json, Ctx};
 use crate::table;
 use anyhow::Result;
 use slotgate_shared::{ShardState, SlotRange, Topology};
+use slotgate_shared::api::{LoadLine, SlotsTop};
 
 pub async fn shard_list(ctx: &Ctx) -> Result<()> {
     let (reply, t) = ctx.require_topology().await?;
@@ -34,6 +35,31 @@ pub async fn slots_list(ctx: &Ctx) -> Result<()> {
     for m in &t.moving {
         out.push_str(&format!("moving now: {} -> {} (frozen for the cutover)\n", format_ranges(&m.slots, ", "), m.to));
     }
+    emit(&out);
+    Ok(())
+}
+
+pub async fn slots_top(ctx: &Ctx, limit: usize) -> Result<()> {
+    let reply = ctx.client.get(&format!("/slots/top?limit={limit}")).await?;
+    if ctx.json {
+        emit_json(&reply);
+        return Ok(());
+    }
+    let top: SlotsTop = reply.parse()?;
+    let pct = |share: f64| format!("{:.1}%", share * 100.0);
+    let line = |l: &LoadLine, first: String| vec![first, l.shard.clone(), l.statements.to_string(), l.rows_written.to_string(), pct(l.share)];
+    let mut out = String::new();
+    if top.slots.is_empty() {
+        out.push_str("no load counted yet (statements pinned to one slot are counted)\n");
+    } else {
+        let rows: Vec<Vec<String>> = top.slots.iter().map(|l| line(l, l.slot.map_or_else(String::new, |s| s.to_string()))).collect();
+        out.push_str(&table::render(&["SLOT", "SHARD", "STATEMENTS", "ROWS WRITTEN", "SHARE"], &rows));
+    }
+    out.push('\n');
+    let rows: Vec<Vec<String>> = top.shards.iter().map(|l| line(l, l.shard.clone())).map(|mut r| { r.remove(1); r }).collect();
+    out.push_str(&table::render(&["SHARD", "STATEMENTS", "ROWS WRITTEN", "SHARE"], &rows));
+    let nodes: Vec<String> = top.nodes.iter().map(u64::to_string).collect();
+    out.push_str(&format!("(counted by node(s) {} since each started)\n", nodes.join(", ")));
     emit(&out);
     Ok(())
 }
