@@ -153,6 +153,9 @@ impl Node {
         if let Some(sw) = &admin_state.switchover {
             let jobs = crate::jobs::Jobs::new(sw.clone(), config.migration.clone());
             tracker.spawn(jobs.clone().run(cancel.clone(), tracker.clone()));
+            if config.autosplit.enabled {
+                tracker.spawn(crate::jobs::autosplit::run(jobs.clone(), config.autosplit.clone(), cancel.clone()));
+            }
             admin_state.jobs = Some(jobs);
         }
         if let (Some(sw), Some(m)) = (&admin_state.switchover, &config.meta) {

@@ -11,6 +11,7 @@
 //! leaves it rolling back until the target answers again, then failed with nothing lost.
 
 use mysql_async::prelude::*;
+use anyhow::bail;
 use serde_json::{json, Value};
 use slotgate_shared::{slot_of, KeyValue};
 use slotgate_tests::cluster::{TestCluster, ADMIN_TOKEN};
@@ -599,5 +600,58 @@ async fn slot_load_is_summed_over_the_nodes_and_a_split_by_load_halves_it() -> a
     assert_eq!(top["slots"][0]["shard"], json!("s0"), "slot 3 stays: {top}");
     let share_of = |id: &str| top["shards"].as_array().and_then(|s| s.iter().find(|l| l["shard"] == json!(id))).map(|l| l["share"].clone());
     assert_eq!(share_of("s2"), Some(json!(0.2)), "{top}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shard_that_stays_hot_is_split_onto_a_spare_by_the_leader() -> anyhow::Result<()> {
+    let (a, b, d) = (MariaDb::start().await?, MariaDb::start().await?, MariaDb::start().await?);
+    let autosplit = format!(
+        "batch_rows = 300\n[autosplit]\nenabled = true\nload_share = 0.7\nmin_load = 20\nfor_ms = 1500\ncheck_interval_ms = 300\n\
+         [[autosplit.spares]]\nid = \"s2\"\nprimary = \"{}\"\n",
+        d.addr()
+    );
+    let c = setup(&[&a, &b], &autosplit).await?;
+    // Even load on slots 2 and 20 of s0 (which owns 0-31), none on s1: s0 carries all of it.
+    let keys: Vec<i64> = [2u32, 20].iter().filter_map(|s| (1..=PRELOAD).find(|k| slot(*k) == *s)).collect();
+    let mut conns = vec![c.node(0)?.conn(Some("mg")).await?, c.node(1)?.conn(Some("mg")).await?];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut sent = 0u64;
+    let id = loop {
+        for (i, conn) in conns.iter_mut().enumerate() {
+            conn.exec_drop("UPDATE t SET w = w + 1 WHERE id = ?", (keys[i % keys.len()],)).await?;
+            sent += 1;
+        }
+        if sent % 20 == 0 {
+            let (_, list) = c.get(2, "/migrations").await?;
+            if let Some(m) = list.as_array().and_then(|l| l.first()) {
+                break m["id"].as_u64().unwrap_or(0);
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no split started after {sent} statements");
+    };
+    let end = wait_phase(&c, 0, id, &["done", "failed", "cancelled"], Duration::from_secs(60)).await?;
+    assert_eq!(end["phase"], json!("done"), "{end}");
+    assert_eq!(end["from"], json!("s0"), "{end}");
+    assert_eq!(end["to"], json!("s2"), "{end}");
+    // Split by the load of the last window, about even between slots 2 and 20: slot 2 stays,
+    // the cut is after it (3-31) or, when slot 20 carried more, at it (20-31).
+    let first = match end["slot_list"].as_str() {
+        Some("3-31") => 3,
+        Some("20-31") => 20,
+        other => bail!("slot 2 stays on s0 and slot 20 moves: {other:?}"),
+    };
+    let (_, history) = c.get(0, "/topology/history").await?;
+    let by_controller: Vec<&Value> = history.as_array().map(|h| h.iter().filter(|e| e["actor"] == json!("autosplit")).collect()).unwrap_or_default();
+    assert!(by_controller.iter().any(|e| e["command"]["kind"] == json!("add_shard")), "{history}");
+    assert!(by_controller.iter().any(|e| e["command"]["kind"] == json!("migration_begin")), "{history}");
+    let n_d: Option<i64> = d.conn().await?.query_first("SELECT COUNT(*) FROM mg.t").await?;
+    let expected = (1..=PRELOAD).filter(|k| (first..=31).contains(&slot(*k))).count() as i64;
+    assert_eq!(n_d, Some(expected), "the spare holds exactly its slots' rows");
+    let n: Option<i64> = conns[0].query_first("SELECT COUNT(*) FROM t").await?;
+    assert_eq!(n, Some(PRELOAD), "every row once");
+    // One controller action at a time, and no second split while s2 is in use.
+    let (_, list) = c.get(1, "/migrations").await?;
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     Ok(())
 }

@@ -13,7 +13,7 @@ mod faults;
 mod gtid;
 pub mod idempotent;
 pub mod tls;
-mod migrations;
+pub(crate) mod migrations;
 mod rule_check;
 mod slot_check;
 mod slot_load;

@@ -1,9 +1,9 @@
 //! `GET /slots/top?limit=N`: the hottest slots and each shard's share of the load, summed over
-//! this node and every other member of the meta group that answers within a second.
+//! this node and every other member of the meta group that answers within a second
+//! (`jobs::load`).
 //!
 //! Contract: reads counters only (statements and rows written per slot since each node
-//! started, `metrics::slots`); a member that does not answer is left out and the answer names
-//! the nodes it sums. Slots are owned as in this node's topology. Needs the admin token when
+//! started, `metrics::slots`); the answer names the nodes it sums. Slots are owned as in this node's topology. Needs the admin token when
 //! one is set. [`load_by_slot`] is what a split by load balances.
 
 use super::{authorized, json_error, unauthorized, AdminState};
@@ -14,37 +14,15 @@ use serde::Deserialize;
 use slotgate_shared::api::{LoadLine, SlotCount, SlotsTop};
 use slotgate_shared::Topology;
 use std::collections::BTreeMap;
-use std::time::Duration;
-
-/// How long other members get to answer.
-const ASK_WITHIN: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Deserialize)]
 pub(super) struct TopQuery {
     limit: Option<usize>,
 }
 
-/// The counters of this node and of every member that answers, summed per slot; and the
-/// nodes summed.
+/// The cluster's load as this node can gather it (see [`crate::jobs::load`]).
 pub(super) async fn load_by_slot(s: &AdminState) -> (Vec<u64>, BTreeMap<u32, SlotCount>) {
-    let mut sums: BTreeMap<u32, SlotCount> = BTreeMap::new();
-    let mut add = |counts: Vec<SlotCount>| {
-        for c in counts {
-            let e = sums.entry(c.slot).or_insert(SlotCount { slot: c.slot, statements: 0, rows_written: 0 });
-            e.statements = e.statements.saturating_add(c.statements);
-            e.rows_written = e.rows_written.saturating_add(c.rows_written);
-        }
-    };
-    add(s.metrics.slots().snapshot());
-    let mut nodes = vec![s.meta.as_ref().map_or(0, |m| m.id())];
-    if let Some(meta) = &s.meta {
-        for (id, counts) in meta.members_slot_load(ASK_WITHIN).await {
-            nodes.push(id);
-            add(counts);
-        }
-    }
-    nodes.sort_unstable();
-    (nodes, sums)
+    crate::jobs::load::cluster_load(&s.metrics, s.meta.as_ref()).await
 }
 
 /// The top `limit` slots by load and every shard's share.

@@ -54,6 +54,9 @@ pub struct Config {
     /// `[migration]`: how online slot migrations copy, catch up and cut over.
     #[serde(default)]
     pub migration: crate::jobs::migration::MigrationSettings,
+    /// `[autosplit]`: the leader splits a shard that stays hot (off by default).
+    #[serde(default)]
+    pub autosplit: crate::jobs::autosplit::AutosplitSettings,
 }
 
 /// `[node]`: this process's identity, listeners and limits.
@@ -351,6 +354,10 @@ impl Config {
             if t.ca.is_none() && (t.require_client_cert || self.meta.is_some()) {
                 return Err(invalid("admin_tls.ca", "needed with require_client_cert or [meta] (members check each other's certificates against it)"));
             }
+        }
+        self.autosplit.validate().map_err(|(key, message)| invalid(key, message))?;
+        if self.autosplit.enabled && self.meta.is_none() {
+            return Err(invalid("autosplit.enabled", "needs [meta]: the meta leader runs the controller"));
         }
         if self.node.max_connections == 0 {
             return Err(invalid("node.max_connections", "must be at least 1"));

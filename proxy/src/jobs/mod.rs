@@ -1,6 +1,7 @@
 //! Leader-run jobs: long tasks the meta leader drives through topology commands, resumed by
 //! the next leader from what the topology records. Today: online slot migrations
-//! (`migration/`) and topology change webhooks (`webhooks.rs`). Switchover, failover and slot moves are short cutovers run inside their
+//! (`migration/`), topology change webhooks (`webhooks.rs`) and the automatic split
+//! controller (`autosplit.rs`, over the cluster's per-slot load from `load.rs`). Switchover, failover and slot moves are short cutovers run inside their
 //! admin requests (`admin/`).
 //!
 //! Contract: [`Jobs::run`] watches the topology on every node; on the leader (once it has led
@@ -9,6 +10,8 @@
 //! live progress for `GET /migrations/{id}`. A job that stopped without finishing (leadership
 //! lost, an interrupted cleanup) is started again on the next pass.
 
+pub mod autosplit;
+pub mod load;
 pub mod migration;
 pub mod webhooks;
 
