@@ -91,7 +91,7 @@ fn command(b: &mut Bytes<'_>) -> TopologyCommand {
         12 => TopologyCommand::Freeze { shard: shard_id(b) },
         13 => TopologyCommand::Unfreeze { shard: shard_id(b) },
         14 => TopologyCommand::Cutover { shard: shard_id(b), primary: addr(b), drop_old: b.bool() },
-        15 | 16 => TopologyCommand::MigrationBegin { slots: slots(b), to: shard_id(b), retire_source: b.bool() },
+        15 | 16 => TopologyCommand::MigrationBegin { slots: slots(b), to: shard_id(b), retire_source: b.bool(), split: b.bool() },
         17 => {
             use MigrationPhase::*;
             let phase = [Copy, CatchUp, Verify, Cutover, Cleanup, RollingBack, Done, Failed, Cancelled][b.below(9)];

@@ -21,7 +21,7 @@ fn topologies() -> &'static [Topology; 2] {
         let plain = Topology::uniform(64, vec![shard("s0"), shard("s1"), shard("s2"), shard("s3")], "s1", rules)
             .unwrap_or_else(|e| panic!("fixed topology: {e}"));
         let to = if plain.shard_of_slot(0) == 2 { "s3" } else { "s2" };
-        let migrating = TopologyCommand::MigrationBegin { slots: vec![SlotRange { first: 0, last: 3 }], to: to.into(), retire_source: false }
+        let migrating = TopologyCommand::MigrationBegin { slots: vec![SlotRange { first: 0, last: 3 }], to: to.into(), retire_source: false, split: false }
             .apply(Some(&plain))
             .unwrap_or_else(|e| panic!("fixed migration: {e}"));
         [plain, migrating]

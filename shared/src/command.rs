@@ -97,7 +97,7 @@ pub enum TopologyCommand {
     Cutover { shard: String, primary: String, #[serde(default)] drop_old: bool },
     /// Starts an online migration of `slots` (all owned by one shard) to shard `to`; with
     /// `retire_source` (a merge) the source shard is removed once the migration is done.
-    MigrationBegin { slots: Vec<SlotRange>, to: String, #[serde(default)] retire_source: bool },
+    MigrationBegin { slots: Vec<SlotRange>, to: String, #[serde(default)] retire_source: bool, #[serde(default)] split: bool },
     /// A migration's job reached `phase`.
     MigrationPhase { id: u64, phase: crate::migration::MigrationPhase, #[serde(default)] detail: String },
     /// Asks a migration's job to roll back (before its cutover's commit only).
@@ -284,7 +284,7 @@ impl TopologyCommand {
             TopologyCommand::AssignSlots { slots, to } => crate::moves::commit(&mut next, slots, to)?,
             TopologyCommand::FreezeSlots { slots, to } => crate::moves::freeze(&mut next, slots, to)?,
             TopologyCommand::UnfreezeSlots { slots, to } => crate::moves::unfreeze(&mut next, slots, to)?,
-            TopologyCommand::MigrationBegin { slots, to, retire_source } => crate::migration::begin(&mut next, slots, to, *retire_source)?,
+            TopologyCommand::MigrationBegin { slots, to, retire_source, split } => crate::migration::begin(&mut next, slots, to, *retire_source, *split)?,
             TopologyCommand::MigrationPhase { id, phase, detail } => crate::migration::set_phase(&mut next, *id, *phase, detail)?,
             TopologyCommand::MigrationCancel { id } => crate::migration::cancel(&mut next, *id)?,
             TopologyCommand::SetPrimary { shard, primary, drop_old } => {

@@ -94,6 +94,9 @@ pub struct Migration {
     /// A merge: once done, the source shard (which then owns no slot) is removed.
     #[serde(default)]
     pub retire_source: bool,
+    /// Started by a shard split (`shard split`, or the automatic split).
+    #[serde(default)]
+    pub split: bool,
 }
 
 impl Migration {
@@ -112,7 +115,7 @@ pub(crate) fn active_on(t: &Topology, slot: u32) -> Option<&Migration> {
 }
 
 /// `migration_begin`: records a new migration in phase `copy`.
-pub(crate) fn begin(next: &mut Topology, slots: &[SlotRange], to: &str, retire_source: bool) -> Result<(), CommandError> {
+pub(crate) fn begin(next: &mut Topology, slots: &[SlotRange], to: &str, retire_source: bool, split: bool) -> Result<(), CommandError> {
     let target = next.shards.iter().position(|s| s.id == to).ok_or_else(|| CommandError::UnknownShard(to.into()))?;
     if next.shards[target].state != ShardState::Active {
         return Err(invalid(format!("shard {to:?} is not active; set it active before moving slots to it")));
@@ -149,7 +152,7 @@ pub(crate) fn begin(next: &mut Topology, slots: &[SlotRange], to: &str, retire_s
     let from = next.shards[source.unwrap_or(next.home as usize)].id.clone();
     next.migration_seq += 1;
     let id = next.migration_seq;
-    next.migrations.push(Migration { id, slots: slots.to_vec(), from, to: to.to_string(), phase: MigrationPhase::Copy, detail: String::new(), cancel: false, retire_source });
+    next.migrations.push(Migration { id, slots: slots.to_vec(), from, to: to.to_string(), phase: MigrationPhase::Copy, detail: String::new(), cancel: false, retire_source, split });
     prune(next);
     Ok(())
 }
@@ -278,12 +281,15 @@ mod tests {
     #[test]
     fn a_migration_goes_through_its_phases_and_moves_foreign_rows_with_ownership() {
         let t = topo();
-        let t = TopologyCommand::MigrationBegin { slots: r(0, 1), to: "c".into(), retire_source: false }.apply(Some(&t)).unwrap();
+        let t = TopologyCommand::MigrationBegin { slots: r(0, 1), to: "c".into(), retire_source: false, split: false }.apply(Some(&t)).unwrap();
+        assert_eq!(t.shard_activity("c").as_deref(), Some("receiving from a"));
+        assert_eq!(t.shard_activity("a").as_deref(), Some("migrating to c"));
+        assert_eq!(t.shard_activity("b"), None);
         let m = t.migration(1).unwrap().clone();
         assert_eq!((m.from.as_str(), m.phase), ("a", MigrationPhase::Copy));
         assert_eq!(t.foreign_slots(2), vec![0, 1], "the target holds copies it does not own");
         assert!(t.foreign_slots(0).is_empty());
-        let again = TopologyCommand::MigrationBegin { slots: r(1, 2), to: "c".into(), retire_source: false }.apply(Some(&t));
+        let again = TopologyCommand::MigrationBegin { slots: r(1, 2), to: "c".into(), retire_source: false, split: false }.apply(Some(&t));
         assert!(again.is_err(), "a slot is in one migration at a time");
         let mv = TopologyCommand::FreezeSlots { slots: r(0, 1), to: "c".into() };
         assert!(mv.apply(Some(&t)).is_err(), "a migrating slot is frozen only by its cutover");
@@ -306,7 +312,7 @@ mod tests {
     #[test]
     fn bad_migrations_are_refused_and_cancel_rolls_back() {
         let t = topo();
-        let begin = |slots, to: &str| TopologyCommand::MigrationBegin { slots, to: to.into(), retire_source: false }.apply(Some(&t));
+        let begin = |slots, to: &str| TopologyCommand::MigrationBegin { slots, to: to.into(), retire_source: false, split: false }.apply(Some(&t));
         assert!(begin(r(3, 4), "c").is_err(), "slots of two shards");
         assert!(begin(r(4, 5), "b").is_err(), "b owns them");
         assert!(begin(r(9, 9), "c").is_err(), "no slot 9");

@@ -159,6 +159,21 @@ impl Topology {
         self.rules.iter().any(|r| r.database == database)
     }
 
+    /// What an active migration does with shard `id`, as `slotctl shard list` shows it:
+    /// `splitting into X`, `merging into X`, `migrating to X` (its source), or `receiving
+    /// from X` (its target).
+    pub fn shard_activity(&self, id: &str) -> Option<String> {
+        let m = self.migrations.iter().find(|m| !m.phase.finished() && (m.from == id || m.to == id))?;
+        Some(match (m.from == id, m.retire_source, m.split) {
+            (true, true, _) => format!("merging into {}", m.to),
+            (true, false, true) => format!("splitting into {}", m.to),
+            (true, false, false) => format!("migrating to {}", m.to),
+            (false, true, _) => format!("merging {} in", m.from),
+            (false, false, true) => format!("splitting from {}", m.from),
+            (false, false, false) => format!("receiving from {}", m.from),
+        })
+    }
+
     /// Whether shard `id` is frozen for a cutover.
     pub fn is_frozen(&self, id: &str) -> bool {
         self.frozen.iter().any(|f| f == id)

@@ -387,6 +387,12 @@ async fn a_split_onto_a_new_shard_and_a_merge_back_keep_every_row_once() -> anyh
     let (s, v) = c.post(1, "/shards/split", &json!({"shard": "s0", "into": "s2", "primary": d.addr()})).await?;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["slot_list"], json!("16-31"), "{v}");
+    assert_eq!((v["split"].clone(), v["retire_source"].clone()), (json!(true), json!(false)), "{v}");
+    let (_, topo) = c.get(2, "/topology").await?;
+    let t: slotgate_shared::Topology = serde_json::from_value(topo)?;
+    if t.migrations.iter().any(|m| !m.phase.finished()) {
+        assert_eq!(t.shard_activity("s0").as_deref(), Some("splitting into s2"));
+    }
     let id = v["id"].as_u64().unwrap_or(0);
     let end = wait_phase(&c, 0, id, &["done", "failed", "cancelled"], Duration::from_secs(60)).await?;
     assert_eq!(end["phase"], json!("done"), "{end}");

@@ -23,7 +23,7 @@ use slotgate_shared::{Migration, Shard, ShardState, SlotRange, TopologyCommand};
 /// Checks and records a migration.
 pub async fn begin(jobs: &Jobs, req: &MigrateRequest) -> Result<MigrationView, String> {
     let slots = SlotRange::parse_list(&req.slots).map_err(|e| format!("bad slots {:?}: {e}", req.slots))?;
-    start(jobs, slots, &req.to, false, req.actor.clone()).await
+    start(jobs, slots, &req.to, Kind::Migrate, req.actor.clone()).await
 }
 
 /// `POST /shards/split`: adds the new shard when missing, then migrates the upper half of
@@ -54,7 +54,7 @@ pub async fn split(jobs: &Jobs, req: &SplitRequest, load: Option<&BTreeMap<u32, 
             submit(jobs, TopologyCommand::AddShard { shard }, req.actor.clone()).await?;
         }
     }
-    start(jobs, half, &req.into, false, req.actor.clone()).await
+    start(jobs, half, &req.into, Kind::Split, req.actor.clone()).await
 }
 
 /// `POST /shards/merge`: migrates every slot of `from` to `into`; the job removes `from` once
@@ -69,10 +69,18 @@ pub async fn merge(jobs: &Jobs, req: &MergeRequest) -> Result<MigrationView, Str
     if owned.is_empty() {
         return Err(format!("shard {:?} owns no slots; remove it with slotctl shard remove", req.from));
     }
-    start(jobs, owned, &req.into, true, req.actor.clone()).await
+    start(jobs, owned, &req.into, Kind::Merge, req.actor.clone()).await
 }
 
-async fn start(jobs: &Jobs, slots: Vec<SlotRange>, to: &str, retire_source: bool, actor: Option<String>) -> Result<MigrationView, String> {
+/// What a migration is started for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Migrate,
+    Split,
+    Merge,
+}
+
+async fn start(jobs: &Jobs, slots: Vec<SlotRange>, to: &str, kind: Kind, actor: Option<String>) -> Result<MigrationView, String> {
     let t = topology(jobs)?;
     let first = slots.first().map(|r| r.first).ok_or("no slots given")?;
     if first >= t.slot_count {
@@ -84,7 +92,7 @@ async fn start(jobs: &Jobs, slots: Vec<SlotRange>, to: &str, retire_source: bool
     }
     // The pure checks (one source, no other migration or move on these slots) before the
     // checks that talk to the shards.
-    let command = TopologyCommand::MigrationBegin { slots: slots.clone(), to: to.to_string(), retire_source };
+    let command = TopologyCommand::MigrationBegin { slots: slots.clone(), to: to.to_string(), retire_source: kind == Kind::Merge, split: kind == Kind::Split };
     command.apply(Some(&t)).map_err(|e| e.to_string())?;
     crate::jobs::migration::check(&jobs.sw, &t, &from, to).await.map_err(|e| e.to_string())?;
     submit(jobs, command, actor).await?;

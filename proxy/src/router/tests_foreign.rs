@@ -11,7 +11,7 @@ fn migrating() -> (Topology, usize) {
     let t = topo();
     let owner = t.shard_of_slot(0);
     let to = if owner == 2 { "s3" } else { "s2" };
-    let t = TopologyCommand::MigrationBegin { slots: vec![SlotRange { first: 0, last: 1 }], to: to.into(), retire_source: false }.apply(Some(&t)).unwrap();
+    let t = TopologyCommand::MigrationBegin { slots: vec![SlotRange { first: 0, last: 1 }], to: to.into(), retire_source: false, split: false }.apply(Some(&t)).unwrap();
     let idx = t.shards.iter().position(|s| s.id == to).unwrap();
     (t, idx)
 }

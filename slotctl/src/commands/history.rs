@@ -59,8 +59,13 @@ pub fn summary(command: &TopologyCommand) -> String {
         TopologyCommand::Freeze { shard } => format!("{shard} frozen (cutover prepare)"),
         TopologyCommand::Unfreeze { shard } => format!("{shard} unfrozen (cutover rolled back)"),
         TopologyCommand::Cutover { shard, primary, .. } => format!("{shard} primary {primary} (cutover commit)"),
-        TopologyCommand::MigrationBegin { slots, to, retire_source } => {
-            format!("migrate {} -> {to}{}", format_ranges(slots, ","), if *retire_source { " (merge: the source is removed after)" } else { "" })
+        TopologyCommand::MigrationBegin { slots, to, retire_source, split } => {
+            let why = match (retire_source, split) {
+                (true, _) => " (merge: the source is removed after)",
+                (false, true) => " (split)",
+                (false, false) => "",
+            };
+            format!("migrate {} -> {to}{why}", format_ranges(slots, ","))
         }
         TopologyCommand::MigrationPhase { id, phase, detail } if detail.is_empty() => format!("migration {id}: {}", phase.name()),
         TopologyCommand::MigrationPhase { id, phase, detail } => format!("migration {id}: {} ({detail})", phase.name()),

@@ -90,7 +90,11 @@ pub fn shards_table(t: &Topology) -> String {
             let owned = t.slots.iter().filter(|o| **o as usize == i).count();
             let replicas = if s.replicas.is_empty() { "-".to_string() } else { s.replicas.join(",") };
             let home = if i == t.home_index() { "*" } else { "" };
-            vec![s.id.clone(), state_name(s.state).into(), s.primary.clone(), replicas, owned.to_string(), home.into()]
+            let state = match t.shard_activity(&s.id) {
+                Some(what) => format!("{}, {what}", state_name(s.state)),
+                None => state_name(s.state).to_string(),
+            };
+            vec![s.id.clone(), state, s.primary.clone(), replicas, owned.to_string(), home.into()]
         })
         .collect();
     table::render(&["ID", "STATE", "PRIMARY", "REPLICAS", "SLOTS", "HOME"], &rows)
