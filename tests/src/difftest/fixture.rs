@@ -11,7 +11,8 @@ use anyhow::Context;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 
-const RULES: &str = "slot_count = 1024\n\
+/// The sharding rules of the slotgate side (`slot_count` and `[[routing.rules]]`).
+pub const RULES: &str = "slot_count = 1024\n\
 [[routing.rules]]\ndatabase = \"dt\"\ntable = \"users\"\ncolumn = \"id\"\n\
 [[routing.rules]]\ndatabase = \"dt\"\ntable = \"orders\"\ncolumn = \"user_id\"\n";
 
@@ -27,7 +28,9 @@ const TABLES: &[(&str, &str)] = &[("users", "id"), ("orders", "user_id, order_id
 pub struct Fixture {
     _shards: Vec<MariaDb>,
     pub reference: MariaDb,
-    pub proxy: TestProxy,
+    /// The slotgate side, when the fixture started it (else the caller runs it).
+    _proxy: Option<TestProxy>,
+    proxy_url: String,
 }
 
 fn data() -> Vec<String> {
@@ -49,19 +52,30 @@ impl Fixture {
         let shards = vec![a, b, c, d];
         let refs: Vec<&MariaDb> = shards.iter().collect();
         let proxy = TestProxy::start_with(&refs, ProxyOptions { routing_extra: RULES.into(), ..Default::default() }).await?;
-        let mut p = proxy.conn(None).await?;
-        let mut r = reference.conn().await?;
+        let proxy_url = proxy.url(Some("dt"));
+        Fixture::create(Fixture { _shards: shards, reference, _proxy: Some(proxy), proxy_url }).await
+    }
+
+    /// A fixture over a slotgate the caller runs (routing by [`RULES`]), reached at
+    /// `proxy.url(Some("dt"))`; the schema and data are created through it.
+    pub async fn over(proxy_url: String) -> anyhow::Result<Fixture> {
+        let reference = MariaDb::start().await?;
+        Fixture::create(Fixture { _shards: Vec::new(), reference, _proxy: None, proxy_url }).await
+    }
+
+    async fn create(f: Fixture) -> anyhow::Result<Fixture> {
+        let mut p = Conn::new(mysql_async::Opts::from_url(&f.proxy_url.replace("/dt?", "/?"))?).await?;
+        let mut r = f.reference.conn().await?;
         for q in SCHEMA {
             p.query_drop(*q).await.with_context(|| format!("proxy: {q}"))?;
             r.query_drop(*q).await.with_context(|| format!("reference: {q}"))?;
         }
-        let f = Fixture { _shards: shards, reference, proxy };
         f.reset().await?;
         Ok(f)
     }
 
     pub async fn proxy_conn(&self) -> anyhow::Result<Conn> {
-        self.proxy.conn(Some("dt")).await
+        Ok(Conn::new(mysql_async::Opts::from_url(&self.proxy_url)?).await?)
     }
 
     pub async fn reference_conn(&self) -> anyhow::Result<Conn> {

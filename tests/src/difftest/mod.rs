@@ -163,7 +163,11 @@ impl std::fmt::Display for Report {
 /// Runs the configured sessions; returns the reports of the sessions that differed and the
 /// number of sessions run and refused.
 pub async fn run(settings: &Settings) -> anyhow::Result<(Vec<Report>, usize, usize)> {
-    let f = Fixture::start().await?;
+    run_on(settings, &Fixture::start().await?).await
+}
+
+/// `run` on a fixture the caller built (e.g. over a cluster that split a shard).
+pub async fn run_on(settings: &Settings, f: &Fixture) -> anyhow::Result<(Vec<Report>, usize, usize)> {
     let mut reports = Vec::new();
     let (mut ran, mut refused) = (0, 0);
     for n in 0..settings.sessions {
@@ -174,11 +178,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<(Vec<Report>, usize, usi
             _ => n % 2 == 1,
         };
         ran += 1;
-        match run_session(&f, &session, binary).await? {
+        match run_session(f, &session, binary).await? {
             Outcome::Same => {}
             Outcome::Refused(_) => refused += 1,
             Outcome::Differs(d) => {
-                let (minimal, minimal_difference) = minimize::minimize(&f, &session, binary, settings.minimize).await?;
+                let (minimal, minimal_difference) = minimize::minimize(f, &session, binary, settings.minimize).await?;
                 let report = Report { seed: settings.seed.wrapping_add(n as u64), session: n, binary, difference: d, minimal, minimal_difference };
                 eprintln!("{report}\n");
                 reports.push(report);
