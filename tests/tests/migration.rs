@@ -11,7 +11,7 @@
 //! leaves it rolling back until the target answers again, then failed with nothing lost.
 
 use mysql_async::prelude::*;
-use anyhow::bail;
+use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use slotgate_shared::{slot_of, KeyValue};
 use slotgate_tests::cluster::{TestCluster, ADMIN_TOKEN};
@@ -659,5 +659,33 @@ async fn a_shard_that_stays_hot_is_split_onto_a_spare_by_the_leader() -> anyhow:
     // One controller action at a time, and no second split while s2 is in use.
     let (_, list) = c.get(1, "/migrations").await?;
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_source_fails_the_migration_and_the_source_keeps_its_slots_and_rows() -> anyhow::Result<()> {
+    let (mut a, b, d) = (MariaDb::start().await?, MariaDb::start().await?, MariaDb::start().await?);
+    let source_rows = (1..=PRELOAD).filter(|k| slot(*k) <= 31).count() as i64;
+    {
+        let c = setup(&[&a, &b], "catch_up_lag_ms = 0\n").await?;
+        let (s, v) = c.post(0, "/shards/split", &json!({"shard": "s0", "into": "s2", "primary": d.addr()})).await?;
+        assert_eq!(s, 200, "{v}");
+        let id = v["id"].as_u64().unwrap_or(0);
+        wait_phase(&c, 0, id, &["catch_up"], SECS).await?;
+        // The source dies under the binlog applier.
+        let pid = a.pid().context("source pid")?;
+        anyhow::ensure!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status()?.success());
+        let end = wait_phase(&c, 1, id, &["failed", "cancelled", "done"], Duration::from_secs(60)).await?;
+        assert_eq!(end["phase"], json!("failed"), "{end}");
+        assert!(end["detail"].as_str().is_some_and(|e| e.contains("source")), "the reason names the source: {end}");
+        let copies: Option<i64> = d.conn().await?.query_first("SELECT COUNT(*) FROM mg.t").await?;
+        assert_eq!(copies, Some(0), "the target's copies are deleted");
+        let (_, topo) = c.get(2, "/topology?linearizable=true").await?;
+        assert!((0..=31).all(|s| topo["slots"][s] == json!(0)), "the slots stay on s0: {}", topo["slots"]);
+    }
+    // The source comes back with every row of its slots.
+    a.restart().await?;
+    let n: Option<i64> = a.conn().await?.query_first("SELECT COUNT(*) FROM mg.t").await?;
+    assert_eq!(n, Some(source_rows));
     Ok(())
 }

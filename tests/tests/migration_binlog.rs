@@ -88,3 +88,59 @@ async fn a_table_without_a_primary_key_is_refused_with_what_to_do() {
     let err = TableInfo::read(&mut c, "mig", "nopk", "k").await.unwrap_err().to_string();
     assert!(err.contains("has no primary key") && err.contains("ADD PRIMARY KEY"), "{err}");
 }
+
+/// The applier from `from` on `src` into `dst` for `mig.t` (moving slots 0-2), or its error.
+async fn applier_from(src: &MariaDb, dst: &MariaDb, from: BinlogPos) -> Result<Applier, slotgate_proxy::jobs::migration::MigrationError> {
+    let mut s = root(src).await;
+    let table = TableInfo::read(&mut s, "mig", "t", "k").await.unwrap();
+    let moving = (0..SLOTS).map(|s| s <= 2).collect();
+    Applier::start(root(src).await, root(dst).await, 0xF0F0_0002, from, vec![table], moving, SLOTS).await
+}
+
+#[tokio::test]
+async fn a_purged_binlog_and_a_lost_source_are_errors_never_a_silent_gap() {
+    let (mut src, dst) = (MariaDb::start().await.unwrap(), MariaDb::start().await.unwrap());
+    let (mut s, mut t) = (root(&src).await, root(&dst).await);
+    for c in [&mut s, &mut t] {
+        c.query_drop("CREATE DATABASE mig").await.unwrap();
+        c.query_drop("CREATE TABLE mig.t (id INT PRIMARY KEY, k BIGINT UNSIGNED NOT NULL, v VARCHAR(20), ts TIMESTAMP NULL)").await.unwrap();
+    }
+    // A position in a binlog file that is purged before the applier reads it.
+    let old = BinlogPos::current(&mut s).await.unwrap();
+    s.query_drop("INSERT INTO mig.t VALUES (1, 1, 'a', NULL)").await.unwrap();
+    s.query_drop("FLUSH BINARY LOGS").await.unwrap();
+    let now = BinlogPos::current(&mut s).await.unwrap();
+    // MariaDB keeps a binlog file until its binlog checkpoint has passed (crash recovery may
+    // still need it): purge until the old file is gone.
+    let purged = Instant::now() + Duration::from_secs(20);
+    loop {
+        s.query_drop(format!("PURGE BINARY LOGS TO '{}'", now.file)).await.unwrap();
+        let logs: Vec<(String, u64)> = s.query("SHOW BINARY LOGS").await.unwrap();
+        if !logs.iter().any(|(f, _)| *f == old.file) {
+            break;
+        }
+        assert!(Instant::now() < purged, "{} was never purged: {logs:?}", old.file);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let err = match applier_from(&src, &dst, old.clone()).await {
+        Err(e) => e,
+        Ok(mut a) => a.run_until(&now, deadline).await.expect_err("a purged start position cannot be read"),
+    };
+    assert!(Instant::now() < deadline, "the error came at once, not at the deadline");
+    let text = err.to_string();
+    assert!(text.starts_with("source: ") && text.contains(&old.file), "{text}");
+
+    // A source that dies under a running applier: an error at once, not a hang.
+    let mut a = applier_from(&src, &dst, now.clone()).await.unwrap();
+    s.query_drop("INSERT INTO mig.t VALUES (2, 2, 'b', NULL)").await.unwrap();
+    let end = BinlogPos::current(&mut s).await.unwrap();
+    a.run_until(&end, Instant::now() + Duration::from_secs(10)).await.unwrap();
+    drop(s);
+    src.kill().unwrap();
+    let far = BinlogPos { file: end.file.clone(), pos: end.pos + 1_000_000 };
+    let started = Instant::now();
+    let err = a.run_until(&far, Instant::now() + Duration::from_secs(60)).await.expect_err("the source is gone");
+    assert!(started.elapsed() < Duration::from_secs(35), "noticed within the read timeout: {:?}", started.elapsed());
+    assert!(err.to_string().starts_with("source: "), "{err}");
+}

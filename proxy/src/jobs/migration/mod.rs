@@ -190,10 +190,11 @@ impl Control {
 }
 
 /// The tables a migration moves rows of, read on the source.
-async fn describe(source: &mut Conn, t: &Topology) -> Result<Vec<TableInfo>, MigrationError> {
+/// The sharded tables as `conn`'s shard has them (a missing one holds no rows there).
+async fn describe(conn: &mut Conn, t: &Topology) -> Result<Vec<TableInfo>, MigrationError> {
     let mut out = Vec::new();
     for rule in &t.rules {
-        match TableInfo::read(source, &rule.database, &rule.table, &rule.column).await {
+        match TableInfo::read(conn, &rule.database, &rule.table, &rule.column).await {
             Ok(info) => out.push(info),
             // A sharded table not created on this shard holds no rows here.
             Err(MigrationError::Check(m)) if m.ends_with("does not exist on the source shard") => {}
@@ -379,7 +380,7 @@ async fn catch_up(ctl: &Control, applier: &mut Applier, source: &mut Conn) -> Re
     loop {
         ctl.check()?;
         let pass = Instant::now();
-        let want = BinlogPos::current(source).await?;
+        let want = BinlogPos::current(source).await.map_err(from_source)?;
         let step = (Instant::now() + Duration::from_secs(10)).min(give_up);
         match applier.run_until(&want, step).await {
             Ok(()) => {}
@@ -394,6 +395,14 @@ async fn catch_up(ctl: &Control, applier: &mut Applier, source: &mut Conn) -> Re
         if Instant::now() >= give_up {
             return Err(MigrationError::Timeout(format!("the target did not catch up with the source within {} s; raise migration.catch_up_timeout_s or lower the write load", ctl.settings.catch_up_timeout_s)));
         }
+    }
+}
+
+/// A backend error on the source's connection, told as the source's.
+fn from_source(e: MigrationError) -> MigrationError {
+    match e {
+        MigrationError::Backend(m) => MigrationError::Source(format!("the source shard stopped answering ({m})")),
+        other => other,
     }
 }
 
@@ -513,9 +522,10 @@ async fn rollback(ctl: &Control, m: &Migration, why: &str, final_phase: Migratio
     if ctl.migration().is_some_and(|x| x.phase != MigrationPhase::RollingBack) {
         ctl.phase(MigrationPhase::RollingBack, why).await?;
     }
+    // Only the target is needed (the tables are read there too): a lost source does not keep
+    // the copies from being deleted.
     let mut target = open(&ctl.sw, &primary(&t, &m.to)?).await?;
-    let mut source = open(&ctl.sw, &primary(&t, &m.from)?).await?;
-    let tables = describe(&mut source, &t).await?;
+    let tables = describe(&mut target, &t).await?;
     let slots = slot_list(m);
     for table in &tables {
         let n = copy::delete_slots(&mut target, table, t.slot_count, &slots, ctl).await?;
