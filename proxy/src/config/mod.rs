@@ -6,6 +6,7 @@
 
 mod meta;
 pub mod users;
+pub mod users_sync;
 
 use serde::Deserialize;
 use std::net::SocketAddr;
