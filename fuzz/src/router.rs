@@ -70,7 +70,15 @@ fn check_on_this_thread(data: &[u8]) {
                 // when the statement's own printed form does. sqlparser reads some syntax
                 // MariaDB does not have (`a:b.c` variant paths) and prints it back in a form
                 // it reads differently; MariaDB refuses both texts (found by fuzzing).
-                let round_trips = parsed.statements.iter().all(|s| Parsed::parse(&s.to_string()).is_ok());
+                // Placeholders MariaDB does not have (`:name`, `$1`, parsed as `?!<original>`)
+                // make MariaDB refuse the statement as written; a rewrite prints them as `?`,
+                // which it refuses as well (found by fuzzing): no parse is expected then.
+                let named = sql.as_bytes().windows(2).any(|w| (w[0] == b':' || w[0] == b'$') && (w[1].is_ascii_alphanumeric() || w[1] == b'_'));
+                let round_trips = !named
+                    && parsed.statements.iter().all(|s| {
+                        let text = s.to_string();
+                        !text.contains("?!") && Parsed::parse(&text).is_ok()
+                    });
                 well_formed(&r, topo, round_trips);
             }
         }
