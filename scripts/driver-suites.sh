@@ -12,6 +12,10 @@
 #   scripts/driver-suites.sh                  # every suite
 #   TEST_TIMEOUT=30 scripts/driver-suites.sh client-test
 #   ONLY="client_query test_prepare" scripts/driver-suites.sh client-test   # a few tests
+#
+# State (2026-12-07): unfinished. mariadb-client-test 10.11 does not get a connection with
+# these options even to the direct server ("Check the connection options"), so every test
+# fails on both sides; the cause is not found yet and no lists are recorded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
