@@ -65,6 +65,7 @@ impl Session {
             }
             Target::Home => self.run_single(&shard_id(topo, topo.home_index()), req, classified, classified.read_only, reply).await,
             Target::Single { shard } => {
+                self.last_written = None;
                 let step = self.run_single(&shard_id(topo, shard), req, classified, classified.read_only, reply).await?;
                 if let (Some(slot), Some(rows)) = (route.slot, self.last_written.take()) {
                     self.shared.metrics.slots().record(slot, rows);
