@@ -361,7 +361,7 @@ impl Acceptor {
                     metrics.connection_opened();
                     // Its own token: shutdown or a KILL from another connection ends it.
                     let conn_cancel = cancel.child_token();
-                    let _registered = shared.sessions.register(id, conn_cancel.clone());
+                    let _registered = shared.sessions.register(id, &peer.to_string(), conn_cancel.clone());
                     let mut session = Session::new(shared);
                     let host = peer.ip().to_string();
                     let serve = frontend::serve(Box::new(socket), &frontend, id, &host, &mut session, &metrics, &conn_cancel);

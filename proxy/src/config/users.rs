@@ -24,6 +24,10 @@ struct UserFileEntry {
     password_hash: String,
     #[serde(default)]
     require_tls: bool,
+    /// Sees every connection of the node in SHOW PROCESSLIST and may KILL them (MariaDB's
+    /// PROCESS and CONNECTION ADMIN); without it, only the account's own connections.
+    #[serde(default)]
+    connection_admin: bool,
 }
 
 /// One client account.
@@ -32,11 +36,15 @@ pub struct UserEntry {
     /// SHA1(SHA1(password)), or `None` for an empty password.
     pub stage2: Option<[u8; 20]>,
     pub require_tls: bool,
+    pub connection_admin: bool,
 }
 
 impl std::fmt::Debug for UserEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserEntry").field("require_tls", &self.require_tls).finish_non_exhaustive()
+        f.debug_struct("UserEntry")
+            .field("require_tls", &self.require_tls)
+            .field("connection_admin", &self.connection_admin)
+            .finish_non_exhaustive()
     }
 }
 
@@ -75,7 +83,7 @@ impl Users {
                 key: format!("users[{i}].password_hash"),
                 message,
             })?;
-            if by_name.insert(u.name.clone(), UserEntry { stage2, require_tls: u.require_tls }).is_some() {
+            if by_name.insert(u.name.clone(), UserEntry { stage2, require_tls: u.require_tls, connection_admin: u.connection_admin }).is_some() {
                 return Err(ConfigError::Invalid {
                     key: format!("users[{i}].name"),
                     message: format!("duplicate user {:?}", u.name),

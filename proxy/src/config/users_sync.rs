@@ -6,7 +6,7 @@
 //! another authentication plugin (ed25519, unix_socket, PAM...), a name the file cannot hold,
 //! MariaDB's own `mariadb.sys`, and a name whose accounts on several hosts have different
 //! passwords (the users file has no hosts). The merge keeps every entry of the existing file
-//! (and its `require_tls`), takes the shard's hash for names the shard has, and adds the new
+//! (and its `require_tls` and `connection_admin`), takes the shard's hash for names the shard has, and adds the new
 //! ones; names only the file has stay (they are reported). Nothing here logs a hash.
 
 use std::collections::BTreeMap;
@@ -27,6 +27,8 @@ pub struct FileUser {
     pub password_hash: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_tls: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub connection_admin: bool,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -105,7 +107,7 @@ pub fn merge(existing: FileUsers, accounts: &[ShardAccount]) -> (FileUsers, Sync
             Err(why) => report.skipped.push((name, why)),
             Ok(h) if !seen.contains(&name) => {
                 report.added.push(name.clone());
-                out.users.push(FileUser { name, password_hash: h, require_tls: false });
+                out.users.push(FileUser { name, password_hash: h, require_tls: false, connection_admin: false });
             }
             Ok(_) => {}
         }
@@ -128,8 +130,8 @@ mod tests {
     fn imports_native_accounts_keeps_the_file_and_says_what_it_skipped() {
         let existing = FileUsers {
             users: vec![
-                FileUser { name: "app".into(), password_hash: H2.into(), require_tls: true },
-                FileUser { name: "proxy_only".into(), password_hash: String::new(), require_tls: false },
+                FileUser { name: "app".into(), password_hash: H2.into(), require_tls: true, connection_admin: true },
+                FileUser { name: "proxy_only".into(), password_hash: String::new(), require_tls: false, connection_admin: false },
             ],
         };
         let accounts = vec![
@@ -146,9 +148,9 @@ mod tests {
         assert_eq!(
             out.users,
             vec![
-                FileUser { name: "app".into(), password_hash: H1.into(), require_tls: true },
-                FileUser { name: "proxy_only".into(), password_hash: String::new(), require_tls: false },
-                FileUser { name: "new".into(), password_hash: H2.into(), require_tls: false },
+                FileUser { name: "app".into(), password_hash: H1.into(), require_tls: true, connection_admin: true },
+                FileUser { name: "proxy_only".into(), password_hash: String::new(), require_tls: false, connection_admin: false },
+                FileUser { name: "new".into(), password_hash: H2.into(), require_tls: false, connection_admin: false },
             ]
         );
         assert_eq!((r.added, r.updated, r.only_in_file), (vec!["new".to_string()], vec!["app".to_string()], vec!["proxy_only".to_string()]));

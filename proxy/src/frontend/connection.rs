@@ -99,6 +99,16 @@ async fn command_loop<H: Handler>(
 ) -> Result<(), StreamError> {
     loop {
         stream.reset_seq();
+        // A client idle longer than its session's wait_timeout is disconnected, as MariaDB
+        // does (silently; the client sees the closed connection at its next command).
+        let idle_deadline = handler.idle_timeout().map(|t| tokio::time::Instant::now() + t);
+        let idle_expired = async {
+            match idle_deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::pin!(idle_expired);
         // While the session holds something it should give back when the client is idle,
         // wait for the next command at most that long first. Reading is cancel-safe: bytes
         // already received stay buffered for the read below.
@@ -109,6 +119,7 @@ async fn command_loop<H: Handler>(
                     handler.on_idle().await;
                     None
                 }
+                _ = &mut idle_expired => return idle_close(),
                 _ = cancel.cancelled() => return Ok(()),
             },
             None => None,
@@ -117,6 +128,7 @@ async fn command_loop<H: Handler>(
             Some(p) => p,
             None => tokio::select! {
                 p = stream.read() => p,
+                _ = &mut idle_expired => return idle_close(),
                 _ = cancel.cancelled() => return Ok(()),
             },
         };
@@ -170,6 +182,11 @@ async fn command_loop<H: Handler>(
             return Ok(());
         }
     }
+}
+
+fn idle_close() -> Result<(), StreamError> {
+    tracing::info!("client idle longer than its session's wait_timeout; closing its connection");
+    Ok(())
 }
 
 /// Runs one command; returns the metric label, or `None` for commands without an answer.
@@ -334,6 +351,7 @@ async fn change_user_cmd<H: Handler>(
         return reply.error(&e).await;
     }
     cfg.throttle.succeeded(peer_host);
+    state.login.connection_admin = cfg.users.get(&req.user).is_some_and(|u| u.connection_admin);
     state.login.user = req.user;
     state.login.db = req.db;
     state.login.scramble = scramble;

@@ -57,6 +57,8 @@ pub struct Login {
     pub scramble: [u8; 20],
     /// The connection id the greeting gave the client.
     pub connection_id: u32,
+    /// The account may see and KILL every connection (users file `connection_admin`).
+    pub connection_admin: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +181,8 @@ pub async fn handshake(
         return Err(refuse(&mut stream, e).await);
     }
     cfg.throttle.succeeded(peer_host);
-    let login = Login { user, db, capabilities, collation: u16::from(response.collation()), tls, scramble, connection_id };
+    let connection_admin = cfg.users.get(&user).is_some_and(|u| u.connection_admin);
+    let login = Login { user, db, capabilities, collation: u16::from(response.collation()), tls, scramble, connection_id, connection_admin };
     Ok((stream, login))
 }
 

@@ -54,6 +54,11 @@ pub trait Handler: Send {
     /// How long the client may stay idle before `on_idle` is called; `None` when the session
     /// holds nothing it should give back while idle.
     fn idle_release_after(&self) -> Option<std::time::Duration>;
+    /// How long the client may stay idle before its connection is closed (the session's
+    /// `wait_timeout`); `None`: no limit.
+    fn idle_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
     /// The client has been idle for `idle_release_after`: give back what can be given back.
     fn on_idle(&mut self) -> impl Future<Output = ()> + Send;
     /// After a command was answered: true when the session cannot go on (what it held on a

@@ -67,6 +67,12 @@ pub struct Classified {
     pub kill: Option<Kill>,
     /// A KILL among several statements (refused: passed on, it would name a backend thread).
     pub kill_in_multi: bool,
+    /// `SHOW [FULL] PROCESSLIST` alone in its query (`Some(full)`): the session answers it
+    /// with the node's client connections.
+    pub processlist: Option<bool>,
+    /// SHOW PROCESSLIST among several statements (refused: passed on, it would list
+    /// backend threads).
+    pub processlist_in_multi: bool,
 }
 
 /// `KILL [HARD | SOFT] [CONNECTION | QUERY] target`.
@@ -114,6 +120,11 @@ pub fn classify(sql: &str) -> Classified {
         _ => (None, None, None),
     };
     let kill_in_multi = statements.len() > 1 && statements.iter().any(|s| kill_statement(&words(s)).is_some());
+    let processlist = match statements.as_slice() {
+        [one] => processlist_statement(&words(one)),
+        _ => None,
+    };
+    let processlist_in_multi = statements.len() > 1 && statements.iter().any(|s| processlist_statement(&words(s)).is_some());
     for stmt in &statements {
         let words = words(stmt);
         reads_last_insert_id |= words.iter().any(|w| {
@@ -129,7 +140,17 @@ pub fn classify(sql: &str) -> Classified {
         effects.push(effect(stmt, &words));
     }
     let local_infile_in_multi = statements.len() > 1 && statements.iter().any(|s| local_infile_name(s).is_some());
-    Classified { effects, reads_last_insert_id, local_infile, tx, read_only, implicit_commit, enables_autocommit, sql_prep, local_infile_in_multi, kill, kill_in_multi }
+    Classified { effects, reads_last_insert_id, local_infile, tx, read_only, implicit_commit, enables_autocommit, sql_prep, local_infile_in_multi, kill, kill_in_multi, processlist, processlist_in_multi }
+}
+
+/// `SHOW [FULL] PROCESSLIST`: `Some(full)`.
+fn processlist_statement(words: &[&str]) -> Option<bool> {
+    let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+    match words {
+        [show, list] if is(show, "SHOW") && is(list, "PROCESSLIST") => Some(false),
+        [show, full, list] if is(show, "SHOW") && is(full, "FULL") && is(list, "PROCESSLIST") => Some(true),
+        _ => None,
+    }
 }
 
 /// `KILL [HARD | SOFT] [CONNECTION | QUERY] <id | CONNECTION_ID() | ...>`.
@@ -504,6 +525,10 @@ mod tests {
         assert_eq!(k("KILL USER app").map(|k| k.target), Some(KillTarget::Unsupported));
         assert_eq!(k("SELECT 1"), None);
         assert!(classify("SELECT 1; KILL 5").kill_in_multi && classify("SELECT 1; KILL 5").kill.is_none());
+        assert_eq!(classify("show processlist").processlist, Some(false));
+        assert_eq!(classify("SHOW FULL PROCESSLIST;").processlist, Some(true));
+        assert_eq!(classify("SHOW PROCESSLIST LIKE 'x'").processlist, None);
+        assert!(classify("SELECT 1; SHOW PROCESSLIST").processlist_in_multi);
         assert!(classify("set @@autocommit=ON").enables_autocommit);
         assert!(!classify("SET autocommit = 0").enables_autocommit);
         assert!(!classify("SELECT 1").implicit_commit);

@@ -7,6 +7,7 @@
 //! `Step::Reroute` when a newer topology was published before anything was sent.
 
 use super::classify::Classified;
+use mysql_async::prelude::Queryable;
 use super::forward::{forward, Outcome, Request};
 use super::scatter;
 use super::Session;
@@ -219,6 +220,7 @@ impl Session {
         } else {
             self.state.apply(&classified.effects);
             self.read_back_vars(&mut conn, classified).await;
+            self.read_back_wait_timeout(&mut conn, classified).await;
             conn.note_state(self.state.sync());
             if let Some(status) = outcome.status {
                 self.state.status = status;
@@ -257,6 +259,24 @@ impl Session {
                 tracing::warn!(error = %e, "reading user variables back failed; the session keeps its connection");
                 self.state.sticky = Some("user variables that could not be read back");
             }
+        }
+    }
+
+    /// After a SET that may have changed `wait_timeout`: its value now, which the frontend
+    /// enforces on the client connection (the backends' own idle limit only closes pooled
+    /// connections, which the pool replaces).
+    async fn read_back_wait_timeout(&mut self, conn: &mut crate::backend::PooledConn, classified: &Classified) {
+        let touches = classified.effects.iter().any(|e| matches!(e, super::classify::Effect::Set(t) if t.to_ascii_lowercase().contains("wait_timeout")));
+        if !touches {
+            return;
+        }
+        let (shard, addr) = (conn.shard().to_string(), conn.addr().to_string());
+        let limit = conn.query_timeout();
+        let read = crate::backend::error::bounded(limit, (&shard, &addr), conn.conn().query_first::<u64, _>("SELECT @@session.wait_timeout")).await;
+        match read {
+            Ok(Some(secs)) => self.state.wait_timeout = Some(secs),
+            Ok(None) => {}
+            Err((e, _)) => tracing::warn!(error = %e, "reading wait_timeout back failed; the client's idle limit is unchanged"),
         }
     }
 

@@ -5,7 +5,8 @@
 //! MariaDB does: `KILL QUERY` kills the backend statements carrying that connection's work
 //! now (`KILL QUERY <thread>` on each node, so its client gets the backend's 1317);
 //! `KILL [CONNECTION]` does that and ends the connection. Killing one's own connection answers
-//! 1927 and closes it; one's own query, OK. Another user's connection: 1095; an id this node
+//! 1927 and closes it; one's own query, OK. Another user's connection: 1095 (unless the
+//! account is a `connection_admin`); an id this node
 //! does not serve: 1094 (naming the node when the id is another node's); `KILL USER`,
 //! `KILL QUERY ID` and expressions: 1235.
 
@@ -36,7 +37,7 @@ impl Session {
             let elsewhere = (id <= u64::from(u32::MAX) && node != self.shared.node_id & 0xFF).then_some(node);
             return reply.error(&ClientError::no_such_thread(id, elsewhere)).await;
         };
-        if user != self.state.user {
+        if user != self.state.user && !self.connection_admin {
             return reply.error(&ClientError::kill_denied(id)).await;
         }
         let killed = self.shared.backends.kill_queries_of(id as u32).await;

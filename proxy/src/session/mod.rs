@@ -14,6 +14,7 @@ pub mod forward;
 mod hold;
 mod kill;
 mod pin;
+mod processlist;
 pub mod registry;
 mod scatter;
 mod split;
@@ -87,6 +88,10 @@ pub struct Session {
     tx_topology: Option<Arc<Topology>>,
     /// The client connection's id (from the handshake).
     connection_id: u32,
+    /// The account may see and KILL every connection of the node.
+    connection_admin: bool,
+    /// What this connection does now, for SHOW PROCESSLIST.
+    activity: Arc<registry::Activity>,
     pins: pin::PinGauge,
     /// Rows changed by the last statement `run_single` finished without an error (for the
     /// per-slot load counters).
@@ -104,6 +109,8 @@ impl Session {
             next_stmt_id: 1,
             tx_topology: None,
             connection_id: 0,
+            connection_admin: false,
+            activity: Arc::new(registry::Activity::default()),
             last_written: None,
         }
     }
@@ -165,7 +172,8 @@ impl Session {
         self.conns.found_rows = login.capabilities.contains(CapabilityFlags::CLIENT_FOUND_ROWS);
         self.connection_id = login.connection_id;
         self.conns.owner = login.connection_id;
-        self.shared.sessions.set_user(login.connection_id, &login.user);
+        self.connection_admin = login.connection_admin;
+        self.activity = self.shared.sessions.set_user(login.connection_id, &login.user);
         self.state = SessionState::new(&login.user, login.collation, self.shared.next_session_id());
         if !self.shared.topology.is_ready() {
             return reply.error(&ClientError::no_topology()).await;
@@ -193,21 +201,10 @@ impl Handler for Session {
 
     async fn on_query(&mut self, sql: &[u8], reply: &mut Reply<'_>) -> Result<(), StreamError> {
         let text = String::from_utf8_lossy(sql);
-        let classified = classify(&text);
-        if classified.statements() > 1 && !reply.multi_statements() {
-            let e = ClientError::multi_statements_off();
-            return reply.error(&e).await;
-        }
-        if let Some(e) = self.not_serving() {
-            return reply.error(&e).await;
-        }
-        if classified.sql_prep {
-            if classified.statements() > 1 {
-                return reply.error(&ClientError::not_supported("PREPARE, EXECUTE or DEALLOCATE PREPARE in a multi-statement query; send it alone")).await;
-            }
-            return self.sql_prep(&text, reply).await;
-        }
-        self.run_text(&text, classified, Request::Text(Arc::from(sql)), reply).await
+        self.activity.begin("Query", Some(&text));
+        let r = self.query(&text, sql, reply).await;
+        self.activity.end(self.state.db.as_deref());
+        r
     }
 
     async fn on_prepare(&mut self, sql: &[u8], reply: &mut Reply<'_>) -> Result<(), StreamError> {
@@ -282,7 +279,10 @@ impl Handler for Session {
         let owned = sql.clone();
         let text = String::from_utf8_lossy(&owned);
         let bound = if params.is_empty() { Params::Empty } else { Params::Positional(params) };
-        self.dispatch(&text, Some(parsed), &classified, Request::Binary(sql, bound), reply).await
+        self.activity.begin("Execute", Some(&text));
+        let r = self.dispatch(&text, Some(parsed), &classified, Request::Binary(sql, bound), reply).await;
+        self.activity.end(self.state.db.as_deref());
+        r
     }
 
     async fn on_close_statement(&mut self, stmt_id: u32) {
@@ -330,6 +330,10 @@ impl Handler for Session {
         self.state.client_status()
     }
 
+    fn idle_timeout(&self) -> Option<std::time::Duration> {
+        self.state.wait_timeout.map(std::time::Duration::from_secs)
+    }
+
     fn idle_release_after(&self) -> Option<std::time::Duration> {
         // Called between commands: the pin gauge follows what the session keeps now.
         self.pins.set(self.conns.any_pinned().and(self.state.pin_reason()));
@@ -356,6 +360,25 @@ impl Handler for Session {
 }
 
 impl Session {
+    /// A COM_QUERY: classified, then run (see `run_text`).
+    async fn query(&mut self, text: &str, sql: &[u8], reply: &mut Reply<'_>) -> Result<(), StreamError> {
+        let classified = classify(text);
+        if classified.statements() > 1 && !reply.multi_statements() {
+            let e = ClientError::multi_statements_off();
+            return reply.error(&e).await;
+        }
+        if let Some(e) = self.not_serving() {
+            return reply.error(&e).await;
+        }
+        if classified.sql_prep {
+            if classified.statements() > 1 {
+                return reply.error(&ClientError::not_supported("PREPARE, EXECUTE or DEALLOCATE PREPARE in a multi-statement query; send it alone")).await;
+            }
+            return self.sql_prep(text, reply).await;
+        }
+        self.run_text(text, classified, Request::Text(Arc::from(sql)), reply).await
+    }
+
     /// Whether the statement commits an open transaction before it runs: DDL and the like
     /// always, `SET autocommit = 1` only when autocommit is off (as on MariaDB).
     fn commits_first(&self, classified: &Classified) -> bool {
@@ -373,6 +396,12 @@ impl Session {
         }
         if classified.kill_in_multi {
             return reply.error(&ClientError::not_supported("KILL in a multi-statement query; send it alone")).await;
+        }
+        if let Some(full) = classified.processlist {
+            return self.processlist(full, reply).await;
+        }
+        if classified.processlist_in_multi {
+            return reply.error(&ClientError::not_supported("SHOW PROCESSLIST in a multi-statement query; send it alone")).await;
         }
         if classified.local_infile.is_some() && !reply.local_files() {
             // As MariaDB: the client did not offer to send files; nothing reaches a backend.

@@ -63,6 +63,9 @@ pub struct SessionState {
     /// Numbers the transactions the session opens explicitly (a connection joined the open
     /// one when it carries this number).
     pub tx_seq: u64,
+    /// The session's `wait_timeout` in seconds, once a SET changed it (read back from the
+    /// backend that ran the SET): the client is disconnected after that long idle.
+    pub wait_timeout: Option<u64>,
 }
 
 impl SessionState {
@@ -86,6 +89,7 @@ impl SessionState {
             savepoints: Vec::new(),
             tx_multi_shard: false,
             tx_seq: 0,
+            wait_timeout: None,
         };
         if let Some(set) = set_names_for(collation) {
             s.sets.push(set);
