@@ -36,9 +36,8 @@ pub enum Command {
     SendLongData { stmt_id: u32, param: u16, data: BytesMut },
     Close(u32),
     Reset(u32),
-    /// COM_STMT_FETCH: rows of an open cursor (slotgate opens none: the cursor flag of
-    /// COM_STMT_EXECUTE is ignored, as MariaDB ignores it for statements without a result).
-    Fetch(u32),
+    /// COM_STMT_FETCH: up to `rows` rows of the statement's open cursor (see `cursor`).
+    Fetch { stmt_id: u32, rows: u32 },
     SetOption(u16),
     ResetConnection,
     /// COM_FIELD_LIST (deprecated, still sent by old C clients): a table's columns.
@@ -86,7 +85,10 @@ impl Command {
             }
             COM_STMT_CLOSE => Command::Close(u32_at(&body, 0).ok_or_else(|| ClientError::malformed("COM_STMT_CLOSE too short"))?),
             COM_STMT_RESET => Command::Reset(u32_at(&body, 0).ok_or_else(|| ClientError::malformed("COM_STMT_RESET too short"))?),
-            COM_STMT_FETCH => Command::Fetch(u32_at(&body, 0).ok_or_else(|| ClientError::malformed("COM_STMT_FETCH too short"))?),
+            COM_STMT_FETCH => {
+                let short = || ClientError::malformed("COM_STMT_FETCH too short");
+                Command::Fetch { stmt_id: u32_at(&body, 0).ok_or_else(short)?, rows: u32_at(&body, 4).ok_or_else(short)? }
+            }
             COM_SET_OPTION => Command::SetOption(
                 body.get(0..2)
                     .map(|s| u16::from_le_bytes([s[0], s[1]]))

@@ -7,6 +7,7 @@
 
 use super::change_user;
 use super::command::Command;
+use super::cursor::Cursor;
 use super::execute::{self, ParamType};
 use super::handshake::{self, FrontendConfig, HandshakeError, Login};
 use super::reply::Reply;
@@ -27,6 +28,9 @@ struct StmtMeta {
     bound: Option<Vec<ParamType>>,
     long_data: HashMap<u16, Vec<u8>>,
     long_data_bytes: usize,
+    /// Columns its prepare described (a statement without any opens no cursor, as CALL).
+    num_columns: usize,
+    cursor: Option<Cursor>,
 }
 
 struct ConnState {
@@ -169,7 +173,7 @@ async fn command_loop<H: Handler>(
         let errored = reply.errored.take();
         let close = reply.close_after || handler.must_close();
         if let Some(d) = reply.described.take() {
-            state.stmts.insert(d.stmt_id, StmtMeta { num_params: d.num_params, ..StmtMeta::default() });
+            state.stmts.insert(d.stmt_id, StmtMeta { num_params: d.num_params, num_columns: d.num_columns, ..StmtMeta::default() });
         }
         stream.flush().await?;
         if let Some(label) = label {
@@ -220,10 +224,24 @@ async fn dispatch<H: Handler>(
                     return Err(ClientError::long_data_too_large());
                 }
                 meta.long_data_bytes = 0;
-                execute::parse_execute(&body, meta.num_params, &mut meta.bound, &mut meta.long_data)
+                // A new execute closes the statement's open cursor.
+                meta.cursor = None;
+                let req = execute::parse_execute(&body, meta.num_params, &mut meta.bound, &mut meta.long_data)?;
+                Ok((req, meta.num_columns > 0))
             });
             match parsed {
-                Ok(req) => handler.on_execute(req.stmt_id, req.params, reply).await?,
+                Ok((req, has_columns)) if req.cursor && has_columns => {
+                    let id = req.stmt_id;
+                    reply.capture_cursor();
+                    handler.on_execute(id, req.params, reply).await?;
+                    reply.write_deferred(None).await?;
+                    if let Some(cursor) = reply.open_cursor(handler.status()).await? {
+                        if let Some(meta) = state.stmts.get_mut(&id) {
+                            meta.cursor = Some(cursor);
+                        }
+                    }
+                }
+                Ok((req, _)) => handler.on_execute(req.stmt_id, req.params, reply).await?,
                 Err(e) => reply.error(&e).await?,
             }
             CommandLabel::Execute
@@ -248,20 +266,28 @@ async fn dispatch<H: Handler>(
                 Some(meta) => {
                     meta.long_data.clear();
                     meta.long_data_bytes = 0;
+                    meta.cursor = None;
                     reply.ok(&Default::default(), handler.status()).await?;
                 }
                 None => reply.error(&ClientError::unknown_statement(stmt_id, "mysqld_stmt_reset")).await?,
             }
             CommandLabel::Other
         }
-        Command::Fetch(stmt_id) => {
-            // Every execute answered with its whole result (no SERVER_STATUS_CURSOR_EXISTS),
-            // so, as on MariaDB for a statement without an open cursor: 1421.
-            let e = match state.stmts.contains_key(&stmt_id) {
-                true => ClientError::no_open_cursor(stmt_id),
-                false => ClientError::unknown_statement(stmt_id, "mysqld_stmt_fetch"),
-            };
-            reply.error(&e).await?;
+        Command::Fetch { stmt_id, rows } => {
+            let status = handler.status();
+            match state.stmts.get_mut(&stmt_id) {
+                Some(StmtMeta { cursor: Some(cursor), .. }) => {
+                    let n = usize::try_from(rows).unwrap_or(usize::MAX);
+                    if reply.fetch(cursor, n, status).await? {
+                        if let Some(meta) = state.stmts.get_mut(&stmt_id) {
+                            meta.cursor = None;
+                        }
+                    }
+                }
+                // As MariaDB for a statement without an open cursor: 1421.
+                Some(_) => reply.error(&ClientError::no_open_cursor(stmt_id)).await?,
+                None => reply.error(&ClientError::unknown_statement(stmt_id, "mysqld_stmt_fetch")).await?,
+            }
             CommandLabel::Other
         }
         Command::InitDb(db) => {

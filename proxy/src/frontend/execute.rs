@@ -22,6 +22,8 @@ pub struct ParamType {
 pub struct ExecuteRequest {
     pub stmt_id: u32,
     pub params: Vec<Value>,
+    /// The client asked for a server-side cursor (CURSOR_TYPE_READ_ONLY or stronger).
+    pub cursor: bool,
 }
 
 /// Types a client may bind a parameter as (what clients send and the binary protocol's value
@@ -60,8 +62,9 @@ pub fn parse_execute(
     if body.len() < at {
         return Err(bad("packet too short"));
     }
+    let cursor = body[4] & 0x07 != 0;
     if num_params == 0 {
-        return Ok(ExecuteRequest { stmt_id, params: Vec::new() });
+        return Ok(ExecuteRequest { stmt_id, params: Vec::new(), cursor });
     }
     let bitmap_len = num_params.div_ceil(8);
     let bitmap = body.get(at..at + bitmap_len).ok_or_else(|| bad("NULL bitmap missing"))?;
@@ -109,7 +112,7 @@ pub fn parse_execute(
         params.push(v.0);
     }
     long_data.clear();
-    Ok(ExecuteRequest { stmt_id, params })
+    Ok(ExecuteRequest { stmt_id, params, cursor })
 }
 
 #[cfg(test)]

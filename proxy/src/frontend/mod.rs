@@ -8,6 +8,7 @@ pub mod auth;
 pub mod change_user;
 pub mod command;
 pub mod connection;
+pub mod cursor;
 pub mod execute;
 pub mod handshake;
 pub mod packets;

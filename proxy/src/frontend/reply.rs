@@ -5,6 +5,7 @@
 //! error was sent (for metrics) and the parameter count of statements it described, which the
 //! connection needs to decode COM_STMT_EXECUTE.
 
+use super::cursor::{Capture, Cursor};
 use super::packets::{self, OkInfo};
 use super::stream::{PacketStream, StreamError};
 use crate::error::ClientError;
@@ -17,6 +18,7 @@ use mysql_common::value::Value;
 pub struct Described {
     pub stmt_id: u32,
     pub num_params: usize,
+    pub num_columns: usize,
 }
 
 pub struct Reply<'a> {
@@ -27,6 +29,8 @@ pub struct Reply<'a> {
     pub(super) described: Option<Described>,
     deferred: Option<(LastPacket, StatusFlags)>,
     pub(super) close_after: bool,
+    /// Set while a cursor execute is answered (see `cursor`).
+    capture: Option<Capture>,
 }
 
 /// The final packet of an answer, held back until the final status is known.
@@ -38,7 +42,7 @@ pub enum LastPacket {
 
 impl<'a> Reply<'a> {
     pub(super) fn new(stream: &'a mut PacketStream, capabilities: CapabilityFlags, multi_statements: bool) -> Self {
-        Reply { stream, capabilities, multi_statements, errored: None, described: None, deferred: None, close_after: false }
+        Reply { stream, capabilities, multi_statements, errored: None, described: None, deferred: None, close_after: false, capture: None }
     }
 
     fn deprecate_eof(&self) -> bool {
@@ -62,16 +66,29 @@ impl<'a> Reply<'a> {
     }
 
     pub async fn ok(&mut self, info: &OkInfo, status: StatusFlags) -> Result<(), StreamError> {
+        self.release_capture(status).await?;
         self.stream.feed(packets::ok(info, status, false)).await
     }
 
     pub async fn error(&mut self, e: &ClientError) -> Result<(), StreamError> {
+        // An error instead of (or in the middle of) a captured result: the client gets only
+        // the error, as from a failed execute; no cursor opens.
+        self.capture = None;
         self.errored = Some(e.clone());
         self.stream.feed(packets::err(e)).await
     }
 
     /// Column count and definitions that start a result set.
     pub async fn columns(&mut self, columns: &[Column], status: StatusFlags) -> Result<(), StreamError> {
+        if let Some(c) = self.capture.as_mut().filter(|c| c.header.is_none()) {
+            let mut header = Vec::with_capacity(columns.len() + 1);
+            header.push(packets::column_count(columns.len()));
+            header.extend(columns.iter().map(packets::column_def));
+            c.header = Some(header);
+            return Ok(());
+        }
+        // A second result set: not a cursor's; what was captured goes out as it came.
+        self.release_capture(status).await?;
         self.stream.feed(packets::column_count(columns.len())).await?;
         for c in columns {
             self.stream.feed(packets::column_def(c)).await?;
@@ -87,11 +104,24 @@ impl<'a> Reply<'a> {
     }
 
     pub async fn binary_row(&mut self, columns: &[Column], values: &[Value]) -> Result<(), StreamError> {
+        if let Some(c) = self.capture.as_mut().filter(|c| c.in_result()) {
+            c.push_row(packets::binary_row(columns, values));
+            return Ok(());
+        }
         self.stream.feed(packets::binary_row(columns, values)).await
     }
 
     /// Ends a result set's rows.
     pub async fn end_rows(&mut self, warnings: u16, status: StatusFlags) -> Result<(), StreamError> {
+        if let Some(c) = self.capture.as_mut().filter(|c| c.in_result()) {
+            c.warnings = warnings;
+            c.ended = true;
+            return Ok(());
+        }
+        self.end_rows_now(warnings, status).await
+    }
+
+    async fn end_rows_now(&mut self, warnings: u16, status: StatusFlags) -> Result<(), StreamError> {
         let packet = if self.deprecate_eof() {
             packets::ok(&OkInfo { warnings, ..OkInfo::default() }, status, true)
         } else {
@@ -103,6 +133,11 @@ impl<'a> Reply<'a> {
     /// Holds back the final packet of an answer; `fallback` is its status if
     /// [`Reply::write_deferred`] learns none.
     pub fn defer_last(&mut self, packet: LastPacket, fallback: StatusFlags) {
+        if let (Some(c), LastPacket::EndRows(w)) = (self.capture.as_mut().filter(|c| c.in_result()), &packet) {
+            c.warnings = *w;
+            c.ended = true;
+            return;
+        }
         self.deferred = Some((packet, fallback));
     }
 
@@ -188,12 +223,83 @@ impl<'a> Reply<'a> {
                 self.stream.feed(packets::eof(0, status)).await?;
             }
         }
-        self.described = Some(Described { stmt_id, num_params: params.len() });
+        self.described = Some(Described { stmt_id, num_params: params.len(), num_columns: columns.len() });
         Ok(())
     }
 }
 
 impl Reply<'_> {
+    /// The answer to come is a cursor execute's: capture its result (see `cursor`).
+    pub(super) fn capture_cursor(&mut self) {
+        self.capture = Some(Capture::default());
+    }
+
+    /// Sends what a capture holds as an ordinary answer and stops capturing.
+    async fn release_capture(&mut self, status: StatusFlags) -> Result<(), StreamError> {
+        let Some(c) = self.capture.take() else { return Ok(()) };
+        let Some(header) = c.header else { return Ok(()) };
+        if c.overflow {
+            // Its rows were dropped: nothing true can be sent.
+            return self.error(&ClientError::not_supported("a result of more than 64 MiB in a server-side cursor; execute it without a cursor")).await;
+        }
+        for p in header {
+            self.stream.feed(p).await?;
+        }
+        if !self.deprecate_eof() {
+            self.stream.feed(packets::eof(0, status | StatusFlags::SERVER_MORE_RESULTS_EXISTS)).await?;
+        }
+        for r in c.rows {
+            self.stream.feed(r).await?;
+        }
+        if c.ended {
+            self.end_rows_now(c.warnings, status | StatusFlags::SERVER_MORE_RESULTS_EXISTS).await?;
+        }
+        Ok(())
+    }
+
+    /// After a cursor execute was answered: opens the cursor over the captured result
+    /// (sending its column definitions and a terminator with SERVER_STATUS_CURSOR_EXISTS),
+    /// or returns `None` when the answer was no result set.
+    pub(super) async fn open_cursor(&mut self, status: StatusFlags) -> Result<Option<Cursor>, StreamError> {
+        let Some(c) = self.capture.take() else { return Ok(None) };
+        let Some(header) = c.header else { return Ok(None) };
+        if c.overflow {
+            self.error(&ClientError::not_supported("a result of more than 64 MiB in a server-side cursor; execute it without a cursor")).await?;
+            return Ok(None);
+        }
+        if !c.ended {
+            // The result never ended (the handler stopped early): as a lost result.
+            self.error(&ClientError::malformed("the result of the cursor ended early")).await?;
+            return Ok(None);
+        }
+        for p in header {
+            self.stream.feed(p).await?;
+        }
+        let status = (status | StatusFlags::SERVER_STATUS_CURSOR_EXISTS) - StatusFlags::SERVER_MORE_RESULTS_EXISTS;
+        if self.deprecate_eof() {
+            self.end_rows_now(0, status).await?;
+        } else {
+            self.stream.feed(packets::eof(0, status)).await?;
+        }
+        Ok(Some(Cursor { rows: c.rows, warnings: c.warnings }))
+    }
+
+    /// Answers COM_STMT_FETCH: up to `n` rows of `cursor`; true when it is exhausted (the
+    /// terminator said SERVER_STATUS_LAST_ROW_SENT) and must be closed.
+    pub(super) async fn fetch(&mut self, cursor: &mut Cursor, n: usize, status: StatusFlags) -> Result<bool, StreamError> {
+        for _ in 0..n {
+            let Some(row) = cursor.rows.pop_front() else { break };
+            self.stream.feed(row).await?;
+        }
+        let status = status - StatusFlags::SERVER_MORE_RESULTS_EXISTS;
+        if cursor.rows.is_empty() {
+            self.end_rows_now(cursor.warnings, status | StatusFlags::SERVER_STATUS_LAST_ROW_SENT).await?;
+            return Ok(true);
+        }
+        self.end_rows_now(0, status | StatusFlags::SERVER_STATUS_CURSOR_EXISTS).await?;
+        Ok(false)
+    }
+
     /// Mid-command auth switch (COM_CHANGE_USER with a non-native plugin).
     pub(super) async fn auth_switch(&mut self, scramble: &[u8; 20]) -> Result<Vec<u8>, super::handshake::HandshakeError> {
         self.stream.flush().await?;
