@@ -47,6 +47,18 @@ async fn prepared_statements_follow_the_table_and_do_not_leak() -> anyhow::Resul
     let mut q = proxy.conn(None).await?;
     let stmt = q.prep("SELECT * FROM ps.t").await?;
     assert_eq!(stmt.columns().len(), 3, "the prepare describes the table as it is now");
+    // Executed, the text sits in the backend connection's statement cache; after the table
+    // changes again, a new prepare must not be described from that cache (as
+    // mariadb-client-test's test_select_prepare does).
+    let _: Vec<mysql_async::Row> = q.exec(&stmt, ()).await?;
+    q.close(stmt).await?;
+    q.query_drop("DROP TABLE ps.t").await?;
+    q.query_drop("CREATE TABLE ps.t (a INT, b INT, c INT, d INT, e INT)").await?;
+    let stmt = q.prep("SELECT * FROM ps.t").await?;
+    assert_eq!(stmt.columns().len(), 5, "not the cached description of the old table");
+    q.query_drop("INSERT INTO ps.t VALUES (1, 2, 3, 4, 5)").await?;
+    let rows: Vec<(i32, i32, i32, i32, i32)> = q.exec(&stmt, ()).await?;
+    assert_eq!(rows, vec![(1, 2, 3, 4, 5)]);
     q.close(stmt).await?;
     // Prepare and close many times: the backend does not keep them.
     let mut direct = s0.conn().await?;

@@ -226,7 +226,15 @@ impl Handler for Session {
         };
         let (s, a) = (taken.shard().to_string(), taken.addr().to_string());
         let limit = taken.query_timeout().unwrap_or(std::time::Duration::from_secs(3600));
-        let result = tokio::time::timeout(limit, taken.conn().prep(sql)).await;
+        // The connection's statement cache may hold this text from an execution, with the
+        // columns of the table as it was then (found by mariadb-client-test's
+        // test_select_prepare: a recreated table described with its old columns). A trailing
+        // space never changes a statement but misses the cache, so the backend describes
+        // the statement as it is now.
+        let mut fresh = Vec::with_capacity(sql.len() + 1);
+        fresh.extend_from_slice(sql);
+        fresh.push(b' ');
+        let result = tokio::time::timeout(limit, taken.conn().prep(fresh)).await;
         let stmt = match result {
             Ok(Ok(stmt)) => stmt,
             Ok(Err(e)) => {
