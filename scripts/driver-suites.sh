@@ -124,6 +124,10 @@ client_test() {
   } >"$list"
   for t in $tests; do
     n=$((n + 1))
+    # Each test from the same clean databases (tests leave tables in `test`, and both sides
+    # share the one server).
+    mariadb_sql "$WORK/db" "SET SESSION sql_log_bin = 0; DROP DATABASE IF EXISTS client_test_db;
+      DROP DATABASE IF EXISTS test; CREATE DATABASE test;" >/dev/null
     if ! timeout "$TEST_TIMEOUT" mariadb-client-test --no-defaults -h 127.0.0.1 -P "$port" -u "$USER_NAME" \
       -p"$USER_PASSWORD" -s "$t" >"$WORK/ct.log" 2>&1 </dev/null; then
       failed=$((failed + 1))

@@ -13,7 +13,7 @@ use mysql_common::packets::{HandshakeResponse, SslRequest};
 use slotgate_proxy::config::Users;
 use slotgate_proxy::frontend::change_user;
 use slotgate_proxy::frontend::command::Command;
-use slotgate_proxy::frontend::execute::{parse_execute, ParamType};
+use slotgate_proxy::frontend::execute::{parse_bulk, parse_execute, ParamType};
 use slotgate_proxy::frontend::handshake::check_password;
 use slotgate_proxy::frontend::stream::MyCodec;
 use std::collections::HashMap;
@@ -44,6 +44,9 @@ fn command(b: &mut Bytes<'_>) {
         Ok(Command::Execute(body)) => {
             let mut bound = None;
             let _ = parse_execute(&body, usize::from(caps.bits() as u8), &mut bound, &mut HashMap::new());
+        }
+        Ok(Command::BulkExecute(body)) => {
+            let _ = parse_bulk(&body, usize::from(caps.bits() as u8), &mut None);
         }
         _ => {}
     }

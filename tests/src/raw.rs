@@ -23,16 +23,24 @@ impl RawClient {
 
     /// Connects and logs in (mysql_native_password, CLIENT_DEPRECATE_EOF off).
     pub async fn login(port: u16, user: &str, password: &str) -> anyhow::Result<RawClient> {
+        RawClient::login_with(port, user, password, false).await
+    }
+
+    /// Logs in; with `bulk`, as a MariaDB client offering bulk execution (its extended
+    /// capability, without CLIENT_MYSQL).
+    pub async fn login_with(port: u16, user: &str, password: &str, bulk: bool) -> anyhow::Result<RawClient> {
         let mut c = RawClient::connect(port).await?;
         let (_, greeting) = c.read_packet().await?;
         let hs: HandshakePacket = ParseBuf(&greeting).parse(()).context("greeting")?;
         let nonce = hs.nonce();
         let token = scramble_native(&nonce, password.as_bytes()).map(|t| t.to_vec()).unwrap_or_default();
-        let caps = CapabilityFlags::CLIENT_PROTOCOL_41
+        let mut caps = CapabilityFlags::CLIENT_PROTOCOL_41
             | CapabilityFlags::CLIENT_SECURE_CONNECTION
             | CapabilityFlags::CLIENT_PLUGIN_AUTH
-            | CapabilityFlags::CLIENT_LONG_PASSWORD
             | CapabilityFlags::CLIENT_TRANSACTIONS;
+        if !bulk {
+            caps |= CapabilityFlags::CLIENT_LONG_PASSWORD;
+        }
         let resp = HandshakeResponse::new(
             Some(token),
             (10, 11, 0),
@@ -43,6 +51,7 @@ impl RawClient {
             None,
             16 * 1024 * 1024,
         );
+        let resp = if bulk { resp.with_mariadb_ext_capabilities(mysql_common::constants::MariadbCapabilities::MARIADB_CLIENT_STMT_BULK_OPERATIONS) } else { resp };
         let mut buf = Vec::new();
         resp.serialize(&mut buf);
         c.write_packet(1, &buf).await?;

@@ -146,6 +146,20 @@ async fn until_eof(c: &mut RawClient) -> anyhow::Result<(Vec<Vec<u8>>, u16)> {
     }
 }
 
+/// COM_STMT_PREPARE of `sql` on a raw connection; its statement id (the description read).
+async fn prepare(c: &mut RawClient, sql: &str) -> anyhow::Result<[u8; 4]> {
+    let mut p = vec![0x16];
+    p.extend_from_slice(sql.as_bytes());
+    c.write_packet(0, &p).await?;
+    let (_, ok) = c.read_packet().await?;
+    anyhow::ensure!(ok.get(0) == Some(&0), "prepare {sql}: {:?}", String::from_utf8_lossy(&ok));
+    let (cols, params) = (u16::from_le_bytes([ok[5], ok[6]]), u16::from_le_bytes([ok[7], ok[8]]));
+    for _ in 0..[params, cols].iter().filter(|n| **n > 0).count() {
+        until_eof(c).await?;
+    }
+    Ok([ok[1], ok[2], ok[3], ok[4]])
+}
+
 /// The packets of a cursor session, one line each: what a direct MariaDB and slotgate must
 /// both answer. Column definitions are counted, rows given by their bytes; terminators by
 /// their warning count and the status bits a cursor changes (CURSOR_EXISTS 0x40,
@@ -154,18 +168,6 @@ async fn until_eof(c: &mut RawClient) -> anyhow::Result<(Vec<Vec<u8>>, u16)> {
 async fn cursor_transcript(port: u16, user: &str, password: &str) -> anyhow::Result<Vec<String>> {
     let mut c = RawClient::login(port, user, password).await?;
     let mut out = Vec::new();
-    async fn prepare(c: &mut RawClient, sql: &str) -> anyhow::Result<[u8; 4]> {
-        let mut p = vec![0x16];
-        p.extend_from_slice(sql.as_bytes());
-        c.write_packet(0, &p).await?;
-        let (_, ok) = c.read_packet().await?;
-        anyhow::ensure!(ok.get(0) == Some(&0), "prepare {sql}: {:?}", String::from_utf8_lossy(&ok));
-        let (cols, params) = (u16::from_le_bytes([ok[5], ok[6]]), u16::from_le_bytes([ok[7], ok[8]]));
-        for _ in 0..[params, cols].iter().filter(|n| **n > 0).count() {
-            until_eof(c).await?;
-        }
-        Ok([ok[1], ok[2], ok[3], ok[4]])
-    }
     // Reads one answer to the end: a result's header, its rows and terminator, or OK/ERR.
     async fn answer(c: &mut RawClient, out: &mut Vec<String>) -> anyhow::Result<()> {
         let (_, first) = c.read_packet().await?;
@@ -377,5 +379,96 @@ async fn malformed_commands_get_the_servers_error_codes() -> anyhow::Result<()> 
         }
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
+    Ok(())
+}
+
+fn lenenc(p: &[u8], at: usize) -> (u64, usize) {
+    match p.get(at) {
+        Some(0xfc) => (u64::from(u16::from_le_bytes([p[at + 1], p[at + 2]])), at + 3),
+        Some(0xfd) => (u64::from(u32::from_le_bytes([p[at + 1], p[at + 2], p[at + 3], 0])), at + 4),
+        Some(n) => (u64::from(*n), at + 1),
+        None => (0, at),
+    }
+}
+
+/// An OK packet by its affected rows and insert id, anything else by its error code.
+fn describe(p: &[u8]) -> String {
+    match p.get(0) {
+        Some(0) => {
+            let (affected, at) = lenenc(p, 1);
+            let (id, _) = lenenc(p, at);
+            format!("OK affected={affected} insert_id={id}")
+        }
+        _ => format!("ERR {:?}", err_code(p)),
+    }
+}
+
+/// One COM_STMT_BULK_EXECUTE session, as lines: what a direct MariaDB and slotgate must both
+/// answer (OK packets by affected rows and insert id, errors by code, then the table).
+async fn bulk_transcript(port: u16, user: &str, password: &str, db: &str) -> anyhow::Result<Vec<String>> {
+    // Without the capability negotiated: 1295, as MariaDB.
+    let mut plain = RawClient::login(port, user, password).await?;
+    let mut out = vec![describe(&plain.command(&[0xfa, 1, 0, 0, 0, 0, 0]).await?)];
+    let mut c = RawClient::login_with(port, user, password, true).await?;
+    let query = |sql: String| {
+        let mut q = vec![0x03];
+        q.extend_from_slice(sql.as_bytes());
+        q
+    };
+    for sql in [
+        format!("CREATE TABLE {db}.b (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(10))"),
+        format!("CREATE TABLE {db}.u (id INT PRIMARY KEY)"),
+    ] {
+        out.push(describe(&c.command(&query(sql)).await?));
+    }
+    // INSERT INTO b (v) VALUES (?) over 'a', NULL, 'c' (types sent: VAR_STRING).
+    let ins = prepare(&mut c, &format!("INSERT INTO {db}.b (v) VALUES (?)")).await?;
+    let mut bulk = vec![0xfa, ins[0], ins[1], ins[2], ins[3], 128, 0, 253, 0];
+    bulk.extend_from_slice(&[0, 1, b'a', 1, 0, 1, b'c']);
+    out.push(describe(&c.command(&bulk).await?));
+    // Again without the types: those bound before.
+    let again = vec![0xfa, ins[0], ins[1], ins[2], ins[3], 0, 0, 0, 1, b'd'];
+    out.push(describe(&c.command(&again).await?));
+    // A duplicate key in the third row: an error, and none of the bulk's rows stay (MariaDB
+    // runs a bulk as one statement).
+    let uni = prepare(&mut c, &format!("INSERT INTO {db}.u VALUES (?)")).await?;
+    let mut dup = vec![0xfa, uni[0], uni[1], uni[2], uni[3], 128, 0, 3, 0];
+    for id in [1u32, 2, 1] {
+        dup.push(0);
+        dup.extend_from_slice(&id.to_le_bytes());
+    }
+    out.push(describe(&c.command(&dup).await?));
+    // Inside a transaction that is then rolled back.
+    out.push(describe(&c.command(&query("BEGIN".into())).await?));
+    let mut more = vec![0xfa, uni[0], uni[1], uni[2], uni[3], 0, 0];
+    for id in [7u32, 8] {
+        more.push(0);
+        more.extend_from_slice(&id.to_le_bytes());
+    }
+    out.push(describe(&c.command(&more).await?));
+    out.push(describe(&c.command(&query("ROLLBACK".into())).await?));
+    // An unknown statement id.
+    out.push(describe(&c.command(&[0xfa, 99, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]).await?));
+    drop(c);
+    Ok(out)
+}
+
+/// MariaDB bulk execution (item 8): COM_STMT_BULK_EXECUTE runs a prepared statement over
+/// rows of parameters, answered as MariaDB answers it, with the same rows in the tables.
+#[tokio::test]
+async fn bulk_execute_answers_as_mariadb() -> anyhow::Result<()> {
+    let s0 = MariaDb::start().await?;
+    let proxy = TestProxy::start(&[&s0]).await?;
+    let mut p = proxy.conn(None).await?;
+    p.query_drop("CREATE DATABASE direct").await?;
+    p.query_drop("CREATE DATABASE through").await?;
+    let direct = bulk_transcript(s0.port(), s0.user(), s0.password(), "direct").await?;
+    let through = bulk_transcript(proxy.mysql_port, USER, PASSWORD, "through").await?;
+    assert_eq!(through, direct);
+    let rows = |db: &str| format!("SELECT CONCAT((SELECT GROUP_CONCAT(CONCAT(id, ':', IFNULL(v, 'NULL')) ORDER BY id) FROM {db}.b), ' / ', IFNULL((SELECT GROUP_CONCAT(id ORDER BY id) FROM {db}.u), ''))");
+    let d: Option<String> = p.query_first(rows("direct")).await?;
+    let t: Option<String> = p.query_first(rows("through")).await?;
+    assert_eq!(t, d, "the same rows through slotgate as directly");
+    assert_eq!(d.as_deref().map(|s| s.starts_with("1:a,2:NULL,3:c,4:d")), Some(true), "{d:?}");
     Ok(())
 }

@@ -22,6 +22,7 @@ pub const COM_STMT_RESET: u8 = 0x1a;
 pub const COM_STMT_FETCH: u8 = 0x1c;
 pub const COM_SET_OPTION: u8 = 0x1b;
 pub const COM_RESET_CONNECTION: u8 = 0x1f;
+pub const COM_STMT_BULK_EXECUTE: u8 = 0xfa;
 
 /// A decoded client command. Payloads borrow nothing: the packet buffer is reused.
 #[derive(Debug)]
@@ -38,6 +39,8 @@ pub enum Command {
     Reset(u32),
     /// COM_STMT_FETCH: up to `rows` rows of the statement's open cursor (see `cursor`).
     Fetch { stmt_id: u32, rows: u32 },
+    /// COM_STMT_BULK_EXECUTE (MariaDB): a prepared statement over several rows of parameters.
+    BulkExecute(BytesMut),
     SetOption(u16),
     ResetConnection,
     /// COM_FIELD_LIST (deprecated, still sent by old C clients): a table's columns.
@@ -73,6 +76,7 @@ impl Command {
             COM_CHANGE_USER => Command::ChangeUser(body),
             COM_STMT_PREPARE => Command::Prepare(body),
             COM_STMT_EXECUTE => Command::Execute(body),
+            COM_STMT_BULK_EXECUTE => Command::BulkExecute(body),
             COM_STMT_SEND_LONG_DATA => {
                 let stmt_id = u32_at(&body, 0).ok_or_else(|| ClientError::malformed("COM_STMT_SEND_LONG_DATA too short"))?;
                 let param = body

@@ -188,6 +188,50 @@ async fn command_loop<H: Handler>(
     }
 }
 
+/// Runs a bulk execute as one statement for the client: its rows one after the other, all
+/// or none (inside BEGIN … COMMIT, or a savepoint when a transaction is open or autocommit is
+/// off), answered with one OK whose affected rows are the sum and whose insert id is the
+/// first row's, as MariaDB answers it. The first error ends it (the rows before it are rolled
+/// back); a statement that returns rows is refused with 1235.
+async fn bulk_execute<H: Handler>(handler: &mut H, req: execute::BulkRequest, reply: &mut Reply<'_>) -> Result<(), StreamError> {
+    use mysql_common::constants::StatusFlags;
+    let status = handler.status();
+    let in_tx = status.contains(StatusFlags::SERVER_STATUS_IN_TRANS) || !status.contains(StatusFlags::SERVER_STATUS_AUTOCOMMIT);
+    let (open, undo, done): (&[u8], &[u8], &[u8]) = if in_tx {
+        (b"SAVEPOINT slotgate_bulk", b"ROLLBACK TO SAVEPOINT slotgate_bulk", b"RELEASE SAVEPOINT slotgate_bulk")
+    } else {
+        (b"BEGIN", b"ROLLBACK", b"COMMIT")
+    };
+    reply.bulk_start();
+    handler.on_query(open, reply).await?;
+    reply.write_deferred(None).await?;
+    if reply.errored.is_some() {
+        reply.bulk_end();
+        return Ok(());
+    }
+    let mut failed = false;
+    for row in req.rows {
+        handler.on_execute(req.stmt_id, row, reply).await?;
+        reply.write_deferred(None).await?;
+        if reply.errored.is_some() || reply.bulk.as_ref().is_some_and(|b| b.result_set) {
+            failed = true;
+            break;
+        }
+    }
+    let returned_rows = reply.bulk.as_ref().is_some_and(|b| b.result_set);
+    handler.on_query(if failed { undo } else { done }, reply).await?;
+    reply.write_deferred(None).await?;
+    let sum = reply.bulk_end().unwrap_or_default();
+    if returned_rows && reply.errored.is_none() {
+        return reply.error(&ClientError::not_supported("COM_STMT_BULK_EXECUTE of a statement that returns rows; execute it row by row")).await;
+    }
+    if reply.errored.is_some() {
+        return Ok(());
+    }
+    let info = super::packets::OkInfo { affected_rows: sum.affected_rows, last_insert_id: sum.last_insert_id, warnings: sum.warnings, info: String::new() };
+    reply.ok(&info, handler.status()).await
+}
+
 fn idle_close() -> Result<(), StreamError> {
     tracing::info!("client idle longer than its session's wait_timeout; closing its connection");
     Ok(())
@@ -242,6 +286,23 @@ async fn dispatch<H: Handler>(
                     }
                 }
                 Ok((req, _)) => handler.on_execute(req.stmt_id, req.params, reply).await?,
+                Err(e) => reply.error(&e).await?,
+            }
+            CommandLabel::Execute
+        }
+        Command::BulkExecute(_) if !state.login.bulk => {
+            // As MariaDB when the client did not negotiate bulk operations.
+            reply.error(&ClientError::unsupported_ps()).await?;
+            CommandLabel::Other
+        }
+        Command::BulkExecute(body) => {
+            let parsed = execute::stmt_id(&body).and_then(|id| {
+                let meta = state.stmts.get_mut(&id).ok_or_else(|| ClientError::unknown_statement(id, "mysqld_stmt_bulk_execute"))?;
+                meta.cursor = None;
+                execute::parse_bulk(&body, meta.num_params, &mut meta.bound)
+            });
+            match parsed {
+                Ok(req) => bulk_execute(handler, req, reply).await?,
                 Err(e) => reply.error(&e).await?,
             }
             CommandLabel::Execute

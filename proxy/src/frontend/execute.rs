@@ -41,6 +41,30 @@ fn bindable(t: ColumnType) -> bool {
     )
 }
 
+/// The parameter types: read at `at` when `sent` ((type, flags) pairs, remembered in
+/// `bound`), else those bound before, which must exist and fit the statement. Returns where
+/// the values start.
+fn read_types(body: &[u8], mut at: usize, sent: bool, num_params: usize, bound: &mut Option<Vec<ParamType>>, command: &str) -> Result<usize, ClientError> {
+    let bad = |what: &str| ClientError::malformed(&format!("{command}: {what}"));
+    if sent {
+        let types = body.get(at..at + 2 * num_params).ok_or_else(|| bad("parameter types missing"))?;
+        at += 2 * num_params;
+        let parsed = types
+            .chunks_exact(2)
+            .map(|t| match ColumnType::try_from(t[0]) {
+                Ok(column_type) if bindable(column_type) => Ok(ParamType { column_type, unsigned: t[1] & 0x80 != 0 }),
+                _ => Err(bad(&format!("parameter type {} cannot be bound", t[0]))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        *bound = Some(parsed);
+    }
+    let types = bound.as_ref().ok_or_else(|| bad("parameters were never bound"))?;
+    if types.len() != num_params {
+        return Err(bad("bound parameter count differs from the statement's"));
+    }
+    Ok(at)
+}
+
 /// Reads the statement id (to look the statement up before the full parse).
 pub fn stmt_id(body: &[u8]) -> Result<u32, ClientError> {
     body.get(0..4)
@@ -71,22 +95,8 @@ pub fn parse_execute(
     at += bitmap_len;
     let new_bound = *body.get(at).ok_or_else(|| bad("new-params-bound flag missing"))?;
     at += 1;
-    if new_bound == 1 {
-        let types = body.get(at..at + 2 * num_params).ok_or_else(|| bad("parameter types missing"))?;
-        at += 2 * num_params;
-        let parsed = types
-            .chunks_exact(2)
-            .map(|t| match ColumnType::try_from(t[0]) {
-                Ok(column_type) if bindable(column_type) => Ok(ParamType { column_type, unsigned: t[1] & 0x80 != 0 }),
-                _ => Err(bad(&format!("parameter type {} cannot be bound", t[0]))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        *bound = Some(parsed);
-    }
-    let types = bound.as_ref().ok_or_else(|| bad("parameters were never bound"))?;
-    if types.len() != num_params {
-        return Err(bad("bound parameter count differs from the statement's"));
-    }
+    let at = read_types(body, at, new_bound == 1, num_params, bound, "COM_STMT_EXECUTE")?;
+    let types = bound.as_deref().unwrap_or(&[]);
     let mut buf = ParseBuf(body.get(at..).unwrap_or(&[]));
     let mut params = Vec::with_capacity(num_params);
     for (i, ty) in types.iter().enumerate() {
@@ -113,6 +123,67 @@ pub fn parse_execute(
     }
     long_data.clear();
     Ok(ExecuteRequest { stmt_id, params, cursor })
+}
+
+/// A decoded COM_STMT_BULK_EXECUTE (MariaDB): one statement, several rows of parameters.
+#[derive(Debug)]
+pub struct BulkRequest {
+    pub stmt_id: u32,
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// SEND_TYPES_TO_SERVER: the parameter types follow the flags.
+const BULK_SEND_TYPES: u16 = 128;
+/// SEND_UNIT_RESULTS (MariaDB 11.5+): a result per row, which slotgate does not offer.
+const BULK_UNIT_RESULTS: u16 = 64;
+
+/// Parses a COM_STMT_BULK_EXECUTE body (after the command byte): id, flags, types when sent
+/// (else those bound before), then rows of (indicator, value) per parameter until the end.
+/// The DEFAULT and IGNORE indicators (the column's default, leave unchanged) have no value a
+/// statement parameter can carry: refused.
+pub fn parse_bulk(body: &[u8], num_params: usize, bound: &mut Option<Vec<ParamType>>) -> Result<BulkRequest, ClientError> {
+    let bad = |what: &str| ClientError::malformed(&format!("COM_STMT_BULK_EXECUTE: {what}"));
+    let stmt_id = stmt_id(body)?;
+    let flags = body.get(4..6).map(|f| u16::from_le_bytes([f[0], f[1]])).ok_or_else(|| bad("packet too short"))?;
+    if flags & BULK_UNIT_RESULTS != 0 {
+        return Err(ClientError::not_supported("COM_STMT_BULK_EXECUTE with a result per row (SEND_UNIT_RESULTS)"));
+    }
+    if num_params == 0 {
+        return Err(bad("the statement has no parameters"));
+    }
+    let at = read_types(body, 6, flags & BULK_SEND_TYPES != 0, num_params, bound, "COM_STMT_BULK_EXECUTE")?;
+    let types = bound.as_deref().unwrap_or(&[]);
+    let mut buf = ParseBuf(body.get(at..).unwrap_or(&[]));
+    let mut rows = Vec::new();
+    while !buf.is_empty() {
+        let mut row = Vec::with_capacity(num_params);
+        for (i, ty) in types.iter().enumerate() {
+            let indicator = buf.checked_eat_u8().ok_or_else(|| bad(&format!("row {} is truncated", rows.len() + 1)))?;
+            match indicator {
+                0 => {}
+                1 => {
+                    row.push(Value::NULL);
+                    continue;
+                }
+                2 | 3 => return Err(ClientError::not_supported("DEFAULT or IGNORE indicators in COM_STMT_BULK_EXECUTE; send the values")),
+                other => return Err(bad(&format!("unknown indicator {other}"))),
+            }
+            if ty.column_type == ColumnType::MYSQL_TYPE_NULL {
+                row.push(Value::NULL);
+                continue;
+            }
+            let flags = if ty.unsigned { ColumnFlags::UNSIGNED_FLAG } else { ColumnFlags::empty() };
+            let v: ValueDeserializer<BinValue> = buf
+                .parse((ty.column_type, flags))
+                .map_err(|_| bad(&format!("value of parameter {} in row {} is truncated", i + 1, rows.len() + 1)))?;
+            row.push(v.0);
+        }
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(bad("no rows"));
+    }
+    Ok(BulkRequest { stmt_id, rows })
 }
 
 #[cfg(test)]
@@ -176,5 +247,28 @@ mod tests {
         let p = packet(true, &[(252, 0)], 0, &[]);
         let r = parse_execute(&p, 1, &mut None, &mut long).unwrap();
         assert_eq!(r.params, vec![Value::Bytes(b"big".to_vec())]);
+    }
+
+    #[test]
+    fn bulk_rows_with_types_nulls_and_refusals() {
+        // id 7, SEND_TYPES, two params (LONG, VAR_STRING), rows (1,'a') (NULL,'bc').
+        let mut p = vec![7, 0, 0, 0, 128, 0, 3, 0, 253, 0];
+        p.extend_from_slice(&[0, 1, 0, 0, 0, 0, 1, b'a']);
+        p.extend_from_slice(&[1, 0, 2, b'b', b'c']);
+        let mut bound = None;
+        let r = parse_bulk(&p, 2, &mut bound).unwrap();
+        assert_eq!(r.stmt_id, 7);
+        assert_eq!(r.rows, vec![vec![Value::Int(1), Value::Bytes(b"a".to_vec())], vec![Value::NULL, Value::Bytes(b"bc".to_vec())]]);
+        // Types remembered: a later bulk may omit them.
+        let again = [7, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1, b'z'];
+        assert_eq!(parse_bulk(&again, 2, &mut bound).unwrap().rows.len(), 1);
+        // Truncated row, DEFAULT indicator, unit results, no types ever: errors, no panic.
+        assert!(parse_bulk(&again[..10], 2, &mut bound).is_err());
+        assert_eq!(parse_bulk(&[7, 0, 0, 0, 0, 0, 2, 0], 2, &mut bound).unwrap_err().code, 1235);
+        assert_eq!(parse_bulk(&[7, 0, 0, 0, 64, 0], 2, &mut bound).unwrap_err().code, 1235);
+        assert!(parse_bulk(&[7, 0, 0, 0, 0, 0, 0], 1, &mut None).is_err());
+        for n in 0..p.len() {
+            let _ = parse_bulk(&p[..n], 2, &mut None);
+        }
     }
 }

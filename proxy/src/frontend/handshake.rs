@@ -10,7 +10,7 @@ use super::packets;
 use super::stream::{PacketStream, StreamError};
 use crate::config::Users;
 use crate::error::ClientError;
-use mysql_common::constants::{CapabilityFlags, StatusFlags};
+use mysql_common::constants::{CapabilityFlags, MariadbCapabilities, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse, SslRequest};
 use mysql_common::proto::MySerialize;
@@ -59,6 +59,8 @@ pub struct Login {
     pub connection_id: u32,
     /// The account may see and KILL every connection (users file `connection_admin`).
     pub connection_admin: bool,
+    /// The client negotiated MariaDB bulk execution (COM_STMT_BULK_EXECUTE).
+    pub bulk: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,8 +75,9 @@ pub enum HandshakeError {
 
 /// Capabilities slotgate offers. What is not implemented is not advertised.
 pub fn server_capabilities(tls: bool) -> CapabilityFlags {
-    let mut caps = CapabilityFlags::CLIENT_LONG_PASSWORD
-        | CapabilityFlags::CLIENT_FOUND_ROWS
+    // Without CLIENT_LONG_PASSWORD (CLIENT_MYSQL), as MariaDB: clients then read MariaDB's
+    // extended capabilities from the greeting (see `MARIADB_CAPABILITIES`).
+    let mut caps = CapabilityFlags::CLIENT_FOUND_ROWS
         | CapabilityFlags::CLIENT_LONG_FLAG
         | CapabilityFlags::CLIENT_CONNECT_WITH_DB
         | CapabilityFlags::CLIENT_COMPRESS
@@ -97,6 +100,10 @@ pub fn server_capabilities(tls: bool) -> CapabilityFlags {
     }
     caps
 }
+
+/// MariaDB's extended capabilities slotgate offers: bulk execution (COM_STMT_BULK_EXECUTE,
+/// which Connector/C, /J and /Node use for batches).
+pub const MARIADB_CAPABILITIES: MariadbCapabilities = MariadbCapabilities::MARIADB_CLIENT_STMT_BULK_OPERATIONS;
 
 /// Collation announced in the greeting: utf8mb4_general_ci.
 const DEFAULT_COLLATION: u8 = 45;
@@ -127,7 +134,8 @@ pub async fn handshake(
         DEFAULT_COLLATION,
         StatusFlags::SERVER_STATUS_AUTOCOMMIT,
         Some(NATIVE_PLUGIN.as_bytes()),
-    );
+    )
+    .with_mariadb_ext_capabilities(MARIADB_CAPABILITIES);
     let mut buf = Vec::with_capacity(128);
     greeting.serialize(&mut buf);
     stream.send(buf).await?;
@@ -161,6 +169,9 @@ pub async fn handshake(
         }
     };
     let capabilities = response.capabilities() & server_caps;
+    // MariaDB's extended capabilities count only from a client without CLIENT_MYSQL.
+    let bulk = !response.capabilities().contains(CapabilityFlags::CLIENT_LONG_PASSWORD)
+        && response.mariadb_ext_capabilities().contains(MariadbCapabilities::MARIADB_CLIENT_STMT_BULK_OPERATIONS);
     let user = String::from_utf8_lossy(response.user()).into_owned();
     let db = response
         .db_name()
@@ -182,7 +193,7 @@ pub async fn handshake(
     }
     cfg.throttle.succeeded(peer_host);
     let connection_admin = cfg.users.get(&user).is_some_and(|u| u.connection_admin);
-    let login = Login { user, db, capabilities, collation: u16::from(response.collation()), tls, scramble, connection_id, connection_admin };
+    let login = Login { user, db, capabilities, collation: u16::from(response.collation()), tls, scramble, connection_id, connection_admin, bulk };
     Ok((stream, login))
 }
 

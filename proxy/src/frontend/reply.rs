@@ -31,6 +31,19 @@ pub struct Reply<'a> {
     pub(super) close_after: bool,
     /// Set while a cursor execute is answered (see `cursor`).
     capture: Option<Capture>,
+    /// Set while the rows of a bulk execute run: their OKs are summed into one.
+    pub(super) bulk: Option<BulkSum>,
+}
+
+/// What the rows of a COM_STMT_BULK_EXECUTE answered so far.
+#[derive(Debug, Default)]
+pub(super) struct BulkSum {
+    pub affected_rows: u64,
+    /// The first row's generated id, as MariaDB reports for a bulk insert.
+    pub last_insert_id: u64,
+    pub warnings: u16,
+    /// A row answered with a result set (swallowed; the bulk is refused).
+    pub result_set: bool,
 }
 
 /// The final packet of an answer, held back until the final status is known.
@@ -42,7 +55,7 @@ pub enum LastPacket {
 
 impl<'a> Reply<'a> {
     pub(super) fn new(stream: &'a mut PacketStream, capabilities: CapabilityFlags, multi_statements: bool) -> Self {
-        Reply { stream, capabilities, multi_statements, errored: None, described: None, deferred: None, close_after: false, capture: None }
+        Reply { stream, capabilities, multi_statements, errored: None, described: None, deferred: None, close_after: false, capture: None, bulk: None }
     }
 
     fn deprecate_eof(&self) -> bool {
@@ -66,6 +79,14 @@ impl<'a> Reply<'a> {
     }
 
     pub async fn ok(&mut self, info: &OkInfo, status: StatusFlags) -> Result<(), StreamError> {
+        if let Some(b) = self.bulk.as_mut() {
+            b.affected_rows = b.affected_rows.saturating_add(info.affected_rows);
+            if b.last_insert_id == 0 {
+                b.last_insert_id = info.last_insert_id;
+            }
+            b.warnings = b.warnings.saturating_add(info.warnings);
+            return Ok(());
+        }
         self.release_capture(status).await?;
         self.stream.feed(packets::ok(info, status, false)).await
     }
@@ -80,6 +101,10 @@ impl<'a> Reply<'a> {
 
     /// Column count and definitions that start a result set.
     pub async fn columns(&mut self, columns: &[Column], status: StatusFlags) -> Result<(), StreamError> {
+        if let Some(b) = self.bulk.as_mut() {
+            b.result_set = true;
+            return Ok(());
+        }
         if let Some(c) = self.capture.as_mut().filter(|c| c.header.is_none()) {
             let mut header = Vec::with_capacity(columns.len() + 1);
             header.push(packets::column_count(columns.len()));
@@ -100,10 +125,16 @@ impl<'a> Reply<'a> {
     }
 
     pub async fn text_row(&mut self, values: &[Value]) -> Result<(), StreamError> {
+        if self.bulk.is_some() {
+            return Ok(());
+        }
         self.stream.feed(packets::text_row(values)).await
     }
 
     pub async fn binary_row(&mut self, columns: &[Column], values: &[Value]) -> Result<(), StreamError> {
+        if self.bulk.is_some() {
+            return Ok(());
+        }
         if let Some(c) = self.capture.as_mut().filter(|c| c.in_result()) {
             c.push_row(packets::binary_row(columns, values));
             return Ok(());
@@ -113,6 +144,9 @@ impl<'a> Reply<'a> {
 
     /// Ends a result set's rows.
     pub async fn end_rows(&mut self, warnings: u16, status: StatusFlags) -> Result<(), StreamError> {
+        if self.bulk.is_some() {
+            return Ok(());
+        }
         if let Some(c) = self.capture.as_mut().filter(|c| c.in_result()) {
             c.warnings = warnings;
             c.ended = true;
@@ -133,6 +167,9 @@ impl<'a> Reply<'a> {
     /// Holds back the final packet of an answer; `fallback` is its status if
     /// [`Reply::write_deferred`] learns none.
     pub fn defer_last(&mut self, packet: LastPacket, fallback: StatusFlags) {
+        if self.bulk.is_some() && matches!(packet, LastPacket::EndRows(_)) {
+            return;
+        }
         if let (Some(c), LastPacket::EndRows(w)) = (self.capture.as_mut().filter(|c| c.in_result()), &packet) {
             c.warnings = *w;
             c.ended = true;
@@ -229,6 +266,16 @@ impl<'a> Reply<'a> {
 }
 
 impl Reply<'_> {
+    /// The answers to come are a bulk execute's rows: sum their OKs (see `bulk_end`).
+    pub(super) fn bulk_start(&mut self) {
+        self.bulk = Some(BulkSum::default());
+    }
+
+    /// Stops summing; what the rows answered.
+    pub(super) fn bulk_end(&mut self) -> Option<BulkSum> {
+        self.bulk.take()
+    }
+
     /// The answer to come is a cursor execute's: capture its result (see `cursor`).
     pub(super) fn capture_cursor(&mut self) {
         self.capture = Some(Capture::default());
