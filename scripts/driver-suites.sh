@@ -86,6 +86,8 @@ cat >"$WORK/users.toml" <<EOF
 [[users]]
 name = "$USER_NAME"
 password_hash = "$(native_password_hash "$USER_PASSWORD")"
+# It has ALL PRIVILEGES on the server, so it may see and kill every connection.
+connection_admin = true
 
 [[users]]
 name = "$USER2_NAME"

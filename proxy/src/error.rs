@@ -9,6 +9,7 @@
 /// Error codes slotgate answers with (MariaDB/MySQL server and client error numbers).
 pub mod codes {
     pub const ER_CON_COUNT_ERROR: u16 = 1040;
+    pub const ER_QUERY_INTERRUPTED: u16 = 1317;
     pub const ER_ACCESS_DENIED_ERROR: u16 = 1045;
     pub const ER_NO_DB_ERROR: u16 = 1046;
     pub const ER_UNKNOWN_COM_ERROR: u16 = 1047;
@@ -159,6 +160,10 @@ impl ClientError {
     }
 
     /// The session killed its own connection.
+    pub fn query_interrupted() -> Self {
+        Self::new(ErrorKind::Protocol, codes::ER_QUERY_INTERRUPTED, b"70100", "Query execution was interrupted")
+    }
+
     pub fn connection_killed() -> Self {
         Self::new(ErrorKind::Protocol, codes::ER_CONNECTION_KILLED, b"70100", "Connection was killed")
     }

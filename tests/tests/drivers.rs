@@ -179,3 +179,30 @@ async fn sqlalchemy_core_over_pymysql_with_a_sharded_table() {
         assert!(n.unwrap_or(0) > 50, "{n:?}");
     }
 }
+
+/// A multi-statement query with statements slotgate answers itself (LOAD DATA LOCAL, KILL,
+/// SHOW PROCESSLIST, PREPARE/EXECUTE) runs statement by statement: PyMySQL sees the same
+/// results, more-results flags and errors as from a direct MariaDB (issue #13 items 4, 5).
+#[tokio::test]
+async fn multi_statements_with_statements_slotgate_answers_match_mariadb() {
+    let m = MariaDb::start().await.unwrap();
+    let p = TestProxy::start(&[&m]).await.unwrap();
+    p.conn(None).await.unwrap().query_drop("CREATE DATABASE direct").await.unwrap();
+    p.conn(None).await.unwrap().query_drop("CREATE DATABASE through").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rows.tsv");
+    std::fs::write(&file, "1\tx\n2\ty\n").unwrap();
+    let script = format!("{}/python/multi_own_check.py", env!("CARGO_MANIFEST_DIR"));
+    let run = |port: u16, user: &str, pw: &str, db: &str| {
+        let args: Vec<String> = vec![script.clone(), "127.0.0.1".into(), port.to_string(), user.into(), pw.into(), db.into(), file.display().to_string()];
+        async move {
+            let out = Command::new("python3").args(&args).output().await.expect("python3 is missing");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let direct = run(m.port(), m.user(), m.password(), "direct").await;
+    let through = run(p.mysql_port, USER, PASSWORD, "through").await;
+    assert!(direct.contains("rows=[(1, 'x'), (2, 'y')]") && direct.contains("alive"), "{direct}");
+    assert_eq!(through, direct);
+}

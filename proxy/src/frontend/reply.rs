@@ -33,6 +33,9 @@ pub struct Reply<'a> {
     capture: Option<Capture>,
     /// Set while the rows of a bulk execute run: their OKs are summed into one.
     pub(super) bulk: Option<BulkSum>,
+    /// The answer is followed by another statement's in the same command (a multi-statement
+    /// query run statement by statement): every terminator says SERVER_MORE_RESULTS_EXISTS.
+    chained: bool,
 }
 
 /// What the rows of a COM_STMT_BULK_EXECUTE answered so far.
@@ -55,7 +58,7 @@ pub enum LastPacket {
 
 impl<'a> Reply<'a> {
     pub(super) fn new(stream: &'a mut PacketStream, capabilities: CapabilityFlags, multi_statements: bool) -> Self {
-        Reply { stream, capabilities, multi_statements, errored: None, described: None, deferred: None, close_after: false, capture: None, bulk: None }
+        Reply { stream, capabilities, multi_statements, errored: None, described: None, deferred: None, close_after: false, capture: None, bulk: None, chained: false }
     }
 
     fn deprecate_eof(&self) -> bool {
@@ -88,6 +91,7 @@ impl<'a> Reply<'a> {
             return Ok(());
         }
         self.release_capture(status).await?;
+        let status = self.more(status);
         self.stream.feed(packets::ok(info, status, false)).await
     }
 
@@ -119,9 +123,24 @@ impl<'a> Reply<'a> {
             self.stream.feed(packets::column_def(c)).await?;
         }
         if !self.deprecate_eof() {
-            self.stream.feed(packets::eof(0, status)).await?;
+            self.stream.feed(packets::eof(0, self.more(status))).await?;
         }
         Ok(())
+    }
+
+    /// `status`, with SERVER_MORE_RESULTS_EXISTS when another statement's answer follows.
+    fn more(&self, status: StatusFlags) -> StatusFlags {
+        if self.chained {
+            status | StatusFlags::SERVER_MORE_RESULTS_EXISTS
+        } else {
+            status
+        }
+    }
+
+    /// Whether another statement's answer follows this one in the same command (see
+    /// `chained`).
+    pub fn set_chained(&mut self, chained: bool) {
+        self.chained = chained;
     }
 
     pub async fn text_row(&mut self, values: &[Value]) -> Result<(), StreamError> {
@@ -156,6 +175,7 @@ impl<'a> Reply<'a> {
     }
 
     async fn end_rows_now(&mut self, warnings: u16, status: StatusFlags) -> Result<(), StreamError> {
+        let status = self.more(status);
         let packet = if self.deprecate_eof() {
             packets::ok(&OkInfo { warnings, ..OkInfo::default() }, status, true)
         } else {

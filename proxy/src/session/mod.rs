@@ -368,13 +368,41 @@ impl Handler for Session {
 }
 
 impl Session {
-    /// A COM_QUERY: classified, then run (see `run_text`).
+    /// A COM_QUERY: classified, then run (see `run_text`). A multi-statement query with a
+    /// statement the session answers itself (KILL, SHOW PROCESSLIST, LOAD DATA LOCAL,
+    /// PREPARE / EXECUTE / DEALLOCATE) runs statement by statement, each answer saying more
+    /// results follow but the last, and stops at the first error, as the server does.
     async fn query(&mut self, text: &str, sql: &[u8], reply: &mut Reply<'_>) -> Result<(), StreamError> {
         let classified = classify(text);
         if classified.statements() > 1 && !reply.multi_statements() {
             let e = ClientError::multi_statements_off();
             return reply.error(&e).await;
         }
+        let own = classified.kill_in_multi || classified.processlist_in_multi || classified.local_infile_in_multi || classified.sql_prep;
+        if classified.statements() > 1 && own {
+            let statements = split::split(text);
+            let last = statements.len().saturating_sub(1);
+            for (i, stmt) in statements.into_iter().enumerate() {
+                reply.set_chained(i < last);
+                let one = classify(stmt);
+                if i < last && one.kill.as_ref().is_some_and(|k| k.query_only && k.target == classify::KillTarget::Own) {
+                    // As MariaDB: killing one's own query interrupts the rest of it.
+                    reply.error(&ClientError::query_interrupted()).await?;
+                    break;
+                }
+                self.query_one(stmt, one, stmt.as_bytes(), reply).await?;
+                if reply.error_code().is_some() {
+                    break;
+                }
+            }
+            reply.set_chained(false);
+            return Ok(());
+        }
+        self.query_one(text, classified, sql, reply).await
+    }
+
+    /// One query's statements (one, or several the backend runs as one query).
+    async fn query_one(&mut self, text: &str, classified: Classified, sql: &[u8], reply: &mut Reply<'_>) -> Result<(), StreamError> {
         if let Some(e) = self.not_serving() {
             return reply.error(&e).await;
         }
