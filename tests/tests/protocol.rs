@@ -472,3 +472,31 @@ async fn bulk_execute_answers_as_mariadb() -> anyhow::Result<()> {
     assert_eq!(d.as_deref().map(|s| s.starts_with("1:a,2:NULL,3:c,4:d")), Some(true), "{d:?}");
     Ok(())
 }
+
+/// Character sets and prepared statements (item 2): an execution after the session changed
+/// character_set_results describes its columns in the new one (the backend's cached
+/// metadata must not answer), and a prepared `SET ... = ?` is replayed with its value on
+/// the next connection the session gets (found by node mysql2's test-charset-results).
+#[tokio::test]
+async fn executions_follow_the_sessions_character_set() -> anyhow::Result<()> {
+    let s0 = MariaDb::start().await?;
+    let opts = slotgate_tests::proxy::ProxyOptions { backend_extra: "pool_max = 1\n".into(), ..Default::default() };
+    let proxy = TestProxy::start_with(&[&s0], opts).await?;
+    let mut a = proxy.conn(None).await?;
+    let mut charsets = Vec::new();
+    for cs in ["cp1251", "koi8r", "cp866"] {
+        a.query_drop(format!("SET character_set_results = {cs}")).await?;
+        let mut r = a.exec_iter("SELECT ? AS n", ("x",)).await?;
+        charsets.push(r.columns().map(|c| c[0].character_set()).unwrap_or(0));
+        r.drop_result().await?;
+    }
+    assert_eq!(charsets, vec![51, 7, 36], "cp1251, koi8r and cp866 general collations");
+    // A prepared SET with a parameter; another session then takes the one pooled connection.
+    a.exec_drop("SET character_set_results = ?", ("latin1",)).await?;
+    let mut b = proxy.conn(None).await?;
+    let cs: Option<String> = b.query_first("SELECT @@character_set_results").await?;
+    assert_eq!(cs.as_deref(), Some("utf8mb4"), "b's own session");
+    let cs: Option<String> = a.query_first("SELECT @@character_set_results").await?;
+    assert_eq!(cs.as_deref(), Some("latin1"), "the prepared SET was replayed with its value");
+    Ok(())
+}

@@ -27,6 +27,12 @@ mod foreign;
 mod insert;
 mod key;
 mod literal;
+
+/// A bound parameter as a self-contained SQL literal (see `literal`), e.g. to replay a
+/// prepared `SET ... = ?` as text; `None` for a value no literal can carry.
+pub fn sql_literal(v: &mysql_common::value::Value) -> Option<String> {
+    literal::literal(v).ok().map(|l| l.to_string())
+}
 mod merge;
 mod parse;
 mod scope;

@@ -284,11 +284,13 @@ impl Handler for Session {
                 return reply.error(&e).await;
             }
         }
+        let classified = with_bound_sets(classified, &params);
         let owned = sql.clone();
         let text = String::from_utf8_lossy(&owned);
         let bound = if params.is_empty() { Params::Empty } else { Params::Positional(params) };
         self.activity.begin("Execute", Some(&text));
-        let r = self.dispatch(&text, Some(parsed), &classified, Request::Binary(sql, bound), reply).await;
+        let backend_sql = keyed_by_session_sets(sql, self.state.sync().sets_hash);
+        let r = self.dispatch(&text, Some(parsed), &classified, Request::Binary(backend_sql, bound), reply).await;
         self.activity.end(self.state.db.as_deref());
         r
     }
@@ -365,6 +367,41 @@ impl Handler for Session {
     async fn on_close(&mut self) {
         self.conns.release_all().await;
     }
+}
+
+/// The text a backend connection prepares and caches for an execution. MariaDB with cached
+/// metadata (which mysql_async negotiates) does not resend a statement's column definitions
+/// after the session's character set changed, so a statement prepared under other SETs
+/// would answer with their column character sets (found by node mysql2's
+/// test-charset-results): a leading comment naming the session's SETs keeps statements of
+/// different SETs apart in the connection's cache.
+fn keyed_by_session_sets(sql: Arc<[u8]>, sets_hash: u64) -> Arc<[u8]> {
+    if sets_hash == 0 {
+        return sql;
+    }
+    let mut keyed = format!("/*sg{sets_hash:x}*/ ").into_bytes();
+    keyed.extend_from_slice(&sql);
+    Arc::from(keyed)
+}
+
+/// A prepared `SET ... = ?` is replayed on the session's other connections as text: with
+/// its parameters written in as literals (found by node mysql2's
+/// `execute('set character_set_results = ?', [cs])`, whose later values were lost). A value
+/// no literal can carry keeps the session on its connection instead.
+fn with_bound_sets(mut classified: Classified, params: &[Value]) -> Classified {
+    if params.is_empty() || !classified.effects.iter().any(|e| matches!(e, classify::Effect::Set(_))) {
+        return classified;
+    }
+    let literals: Option<Vec<String>> = params.iter().map(router::sql_literal).collect();
+    for e in classified.effects.iter_mut() {
+        if let classify::Effect::Set(text) = e {
+            *e = match literals.as_ref().and_then(|l| sqlprep::substitute(text, l).ok()) {
+                Some(bound) => classify::Effect::Set(bound),
+                None => classify::Effect::Sticky("a prepared SET with parameters that cannot be replayed"),
+            };
+        }
+    }
+    classified
 }
 
 impl Session {
