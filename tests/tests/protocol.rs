@@ -500,3 +500,52 @@ async fn executions_follow_the_sessions_character_set() -> anyhow::Result<()> {
     assert_eq!(cs.as_deref(), Some("latin1"), "the prepared SET was replayed with its value");
     Ok(())
 }
+
+/// MariaDB's direct execution (Connector/C's mariadb_stmt_execute_direct): COM_STMT_PREPARE
+/// and a COM_STMT_EXECUTE naming statement 0xFFFFFFFF ("the one prepared last") sent
+/// together, then COM_STMT_CLOSE of it: answered as MariaDB answers them, also after a
+/// prepare that failed.
+#[tokio::test]
+async fn direct_execution_names_the_last_prepared_statement() -> anyhow::Result<()> {
+    async fn transcript(port: u16, user: &str, password: &str) -> anyhow::Result<Vec<String>> {
+        let mut c = RawClient::login(port, user, password).await?;
+        let mut out = Vec::new();
+        for sql in ["SELECT 40 + 2 AS answer", "SELECT nosuch FROM nowhere"] {
+            let mut p = vec![0x16];
+            p.extend_from_slice(sql.as_bytes());
+            c.write_packet(0, &p).await?;
+            c.write_packet(0, &[0x17, 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 0, 0]).await?;
+            // The prepare's answer.
+            let (_, ok) = c.read_packet().await?;
+            if ok.get(0) == Some(&0) {
+                let (cols, params) = (u16::from_le_bytes([ok[5], ok[6]]), u16::from_le_bytes([ok[7], ok[8]]));
+                for _ in 0..[params, cols].iter().filter(|n| **n > 0).count() {
+                    until_eof(&mut c).await?;
+                }
+                out.push(format!("prepared {cols} columns"));
+            } else {
+                out.push(describe(&ok));
+            }
+            // The execute's.
+            let (_, first) = c.read_packet().await?;
+            if first.get(0) == Some(&0xff) {
+                out.push(describe(&first));
+            } else {
+                until_eof(&mut c).await?;
+                let (rows, _) = until_eof(&mut c).await?;
+                out.push(format!("rows {rows:?}"));
+            }
+        }
+        // Closing "the last" statement, then pinging: the connection goes on.
+        c.write_packet(0, &[0x19, 0xff, 0xff, 0xff, 0xff]).await?;
+        out.push(describe(&c.command(b"\x0e").await?));
+        Ok(out)
+    }
+    let s0 = MariaDb::start().await?;
+    let proxy = TestProxy::start(&[&s0]).await?;
+    let direct = transcript(s0.port(), s0.user(), s0.password()).await?;
+    let through = transcript(proxy.mysql_port, USER, PASSWORD).await?;
+    assert!(direct[1].starts_with("rows"), "{direct:?}");
+    assert_eq!(through, direct);
+    Ok(())
+}

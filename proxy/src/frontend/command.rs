@@ -60,7 +60,28 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
+/// The statement id that names "the statement prepared last" (MariaDB's direct execution
+/// sends COM_STMT_PREPARE and COM_STMT_EXECUTE together, the latter with this id).
+pub const LAST_STATEMENT: u32 = u32::MAX;
+
 impl Command {
+    /// Makes a statement command that names [`LAST_STATEMENT`] name `last` instead.
+    pub fn resolve_last_statement(&mut self, last: u32) {
+        match self {
+            Command::Execute(body) | Command::BulkExecute(body) => {
+                if body.get(0..4) == Some(&LAST_STATEMENT.to_le_bytes()[..]) {
+                    body[0..4].copy_from_slice(&last.to_le_bytes());
+                }
+            }
+            Command::SendLongData { stmt_id, .. } | Command::Close(stmt_id) | Command::Reset(stmt_id) | Command::Fetch { stmt_id, .. } => {
+                if *stmt_id == LAST_STATEMENT {
+                    *stmt_id = last;
+                }
+            }
+            _ => {}
+        }
+    }
+
     pub fn parse(mut packet: BytesMut) -> Result<Command, ClientError> {
         if packet.is_empty() {
             // MariaDB reads an empty packet as command 0 (COM_SLEEP): unknown from a client.

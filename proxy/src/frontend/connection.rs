@@ -39,6 +39,9 @@ struct ConnState {
     /// This connection's max_allowed_packet, and whether it is the backends' smallest.
     packet_limit: (usize, bool),
     stmts: HashMap<u32, StmtMeta>,
+    /// The statement the last COM_STMT_PREPARE made (None when it failed): what statement id
+    /// 0xFFFFFFFF names, as MariaDB's direct execution sends it.
+    last_prepared: Option<u32>,
 }
 
 /// Serves one client until it quits, fails, or `cancel` fires between commands.
@@ -71,6 +74,7 @@ pub async fn serve<H: Handler>(
         packet_limit: (limit, from_backends),
         login,
         stmts: HashMap::new(),
+        last_prepared: None,
     };
     {
         let mut reply = Reply::new(&mut stream, caps, state.multi_statements);
@@ -155,7 +159,7 @@ async fn command_loop<H: Handler>(
             Err(e) => return Err(e),
         };
         let started = Instant::now();
-        let command = match Command::parse(packet) {
+        let mut command = match Command::parse(packet) {
             Ok(c) => c,
             Err(e) => {
                 metrics.error(e.kind);
@@ -166,13 +170,21 @@ async fn command_loop<H: Handler>(
         if matches!(command, Command::Quit) {
             return Ok(());
         }
+        let prepares = matches!(command, Command::Prepare(_));
+        if let Some(last) = state.last_prepared {
+            command.resolve_last_statement(last);
+        }
         let caps = state.login.capabilities;
         let mut reply = Reply::new(stream, caps, state.multi_statements);
         let label = dispatch(command, cfg, peer_host, handler, state, &mut reply).await?;
         reply.write_deferred(None).await?;
         let errored = reply.errored.take();
         let close = reply.close_after || handler.must_close();
-        if let Some(d) = reply.described.take() {
+        let described = reply.described.take();
+        if prepares {
+            state.last_prepared = described.map(|d| d.stmt_id);
+        }
+        if let Some(d) = described {
             state.stmts.insert(d.stmt_id, StmtMeta { num_params: d.num_params, num_columns: d.num_columns, ..StmtMeta::default() });
         }
         stream.flush().await?;
