@@ -133,7 +133,10 @@ client_test() {
     if ! timeout "$TEST_TIMEOUT" mariadb-client-test --no-defaults -h 127.0.0.1 -P "$port" -u "$USER_NAME" \
       -p"$USER_PASSWORD" -s "$t" >"$WORK/ct.log" 2>&1 </dev/null; then
       failed=$((failed + 1))
-      echo "$t: $(grep -v '^ *$' "$WORK/ct.log" | tail -n 1 | cut -c1-200)" >>"$list"
+      # The server error and the failed check, else the last line.
+      why=$(grep -E '\]\[[0-9]+\]|check failed|ERROR' "$WORK/ct.log" | head -n 2 | tr '\n' ' ' | sed 's/\[MySQL-[^]]*\]//g')
+      [ -n "$why" ] || why=$(grep -v '^ *$' "$WORK/ct.log" | tail -n 1)
+      echo "$t: $(echo "$why" | cut -c1-200)" >>"$list"
     fi
   done
   echo "# $failed of $n failed" >>"$list"
