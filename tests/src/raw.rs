@@ -14,11 +14,13 @@ use tokio::net::TcpStream;
 
 pub struct RawClient {
     pub stream: TcpStream,
+    /// The OK packet that ended the login (empty before).
+    pub login_ok: Vec<u8>,
 }
 
 impl RawClient {
     pub async fn connect(port: u16) -> anyhow::Result<RawClient> {
-        Ok(RawClient { stream: TcpStream::connect(("127.0.0.1", port)).await? })
+        Ok(RawClient { stream: TcpStream::connect(("127.0.0.1", port)).await?, login_ok: Vec::new() })
     }
 
     /// Connects and logs in (mysql_native_password, CLIENT_DEPRECATE_EOF off).
@@ -29,6 +31,12 @@ impl RawClient {
     /// Logs in; with `bulk`, as a MariaDB client offering bulk execution (its extended
     /// capability, without CLIENT_MYSQL).
     pub async fn login_with(port: u16, user: &str, password: &str, bulk: bool) -> anyhow::Result<RawClient> {
+        RawClient::login_caps(port, user, password, bulk, CapabilityFlags::empty(), None).await
+    }
+
+    /// Logs in as [`RawClient::login_with`] does, asking for `extra` capabilities too (e.g.
+    /// CLIENT_SESSION_TRACK, CLIENT_DEPRECATE_EOF), with `db` as the initial database.
+    pub async fn login_caps(port: u16, user: &str, password: &str, bulk: bool, extra: CapabilityFlags, db: Option<&str>) -> anyhow::Result<RawClient> {
         let mut c = RawClient::connect(port).await?;
         let (_, greeting) = c.read_packet().await?;
         let hs: HandshakePacket = ParseBuf(&greeting).parse(()).context("greeting")?;
@@ -37,7 +45,9 @@ impl RawClient {
         let mut caps = CapabilityFlags::CLIENT_PROTOCOL_41
             | CapabilityFlags::CLIENT_SECURE_CONNECTION
             | CapabilityFlags::CLIENT_PLUGIN_AUTH
-            | CapabilityFlags::CLIENT_TRANSACTIONS;
+            | CapabilityFlags::CLIENT_TRANSACTIONS
+            | extra
+            | if db.is_some() { CapabilityFlags::CLIENT_CONNECT_WITH_DB } else { CapabilityFlags::empty() };
         if !bulk {
             caps |= CapabilityFlags::CLIENT_LONG_PASSWORD;
         }
@@ -45,7 +55,7 @@ impl RawClient {
             Some(token),
             (10, 11, 0),
             Some(user.as_bytes()),
-            None::<&[u8]>,
+            db.map(str::as_bytes),
             Some(AuthPlugin::MysqlNativePassword),
             caps,
             None,
@@ -59,6 +69,7 @@ impl RawClient {
         if ok.first() != Some(&0) {
             bail!("login failed: {:?}", String::from_utf8_lossy(&ok));
         }
+        c.login_ok = ok;
         Ok(c)
     }
 
@@ -99,4 +110,16 @@ impl RawClient {
 /// The error code of an ERR packet, if it is one.
 pub fn err_code(packet: &[u8]) -> Option<u16> {
     (packet.first() == Some(&0xff) && packet.len() >= 3).then(|| u16::from_le_bytes([packet[1], packet[2]]))
+}
+
+/// A length-encoded integer at `at`: (value, where what follows starts); past the end, 0.
+pub fn lenenc(p: &[u8], at: usize) -> (u64, usize) {
+    let byte = |i: usize| p.get(at + i).copied().unwrap_or(0);
+    match p.get(at) {
+        Some(0xfc) => (u64::from(u16::from_le_bytes([byte(1), byte(2)])), at + 3),
+        Some(0xfd) => (u64::from(u32::from_le_bytes([byte(1), byte(2), byte(3), 0])), at + 4),
+        Some(0xfe) => (u64::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8].map(byte)), at + 9),
+        Some(n) => (u64::from(*n), at + 1),
+        None => (0, at),
+    }
 }

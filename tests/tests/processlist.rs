@@ -119,3 +119,36 @@ async fn a_session_wait_timeout_closes_its_idle_client_connection() -> anyhow::R
     assert_eq!(two, Some(2));
     Ok(())
 }
+
+/// CONNECTION_ID() answers the handshake's id (the one SHOW PROCESSLIST and KILL use) on
+/// whichever pooled backend connection runs the statement, text or prepared, for every
+/// client at once.
+#[tokio::test]
+async fn connection_id_is_the_handshake_id() -> anyhow::Result<()> {
+    let s0 = MariaDb::start().await?;
+    let p = TestProxy::start(&[&s0]).await?;
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(p.conn(None).await?);
+    }
+    for round in 0..3 {
+        for c in clients.iter_mut() {
+            let want = u64::from(c.id());
+            let text: Option<u64> = c.query_first("SELECT CONNECTION_ID()").await?;
+            assert_eq!(text, Some(want), "round {round}");
+            let prepared: Option<u64> = c.exec_first("SELECT CONNECTION_ID() + ?", (0,)).await?;
+            assert_eq!(prepared, Some(want), "round {round}, prepared");
+        }
+    }
+    let mut c = clients.remove(0);
+    let id = u64::from(c.id());
+    let ids: Vec<u64> = processlist(&mut c, false).await?.into_iter().map(|r| r.0).collect();
+    assert!(ids.contains(&id), "{ids:?}");
+    // Inside a transaction too, and after COM_RESET_CONNECTION.
+    c.query_drop("BEGIN").await?;
+    assert_eq!(c.query_first::<u64, _>("SELECT CONNECTION_ID()").await?, Some(id));
+    c.query_drop("COMMIT").await?;
+    c.reset().await?;
+    assert_eq!(c.query_first::<u64, _>("SELECT CONNECTION_ID()").await?, Some(id));
+    Ok(())
+}

@@ -4,7 +4,7 @@
 use mysql_async::prelude::*;
 use slotgate_tests::mariadb::MariaDb;
 use slotgate_tests::proxy::{TestProxy, PASSWORD, USER};
-use slotgate_tests::raw::{err_code, RawClient};
+use slotgate_tests::raw::{err_code, lenenc, RawClient};
 
 #[tokio::test]
 async fn stored_program_bodies_are_not_split_without_multi_statements() -> anyhow::Result<()> {
@@ -380,15 +380,6 @@ async fn malformed_commands_get_the_servers_error_codes() -> anyhow::Result<()> 
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
     Ok(())
-}
-
-fn lenenc(p: &[u8], at: usize) -> (u64, usize) {
-    match p.get(at) {
-        Some(0xfc) => (u64::from(u16::from_le_bytes([p[at + 1], p[at + 2]])), at + 3),
-        Some(0xfd) => (u64::from(u32::from_le_bytes([p[at + 1], p[at + 2], p[at + 3], 0])), at + 4),
-        Some(n) => (u64::from(*n), at + 1),
-        None => (0, at),
-    }
 }
 
 /// An OK packet by its affected rows and insert id, anything else by its error code.

@@ -281,7 +281,9 @@ async fn a_transaction_that_lost_a_shard_connection_does_not_go_on() -> anyhow::
     let mut c = s.proxy.conn(Some("shop")).await?;
     c.query_drop("START TRANSACTION").await?;
     c.query_drop(format!("UPDATE customers SET name = 'changed' WHERE id = {k1}")).await?;
-    let thread: Option<u64> = c.query_first(format!("SELECT CONNECTION_ID() FROM customers WHERE id = {k1}")).await?;
+    // The backend thread of the transaction: the only one with an open transaction there
+    // (CONNECTION_ID() answers slotgate's id).
+    let thread: Option<u64> = s._s.1.query_first("SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX").await?;
     let thread = thread.expect("a thread id");
     s._s.1.exec(&format!("KILL CONNECTION {thread}")).await?;
     let v: Option<i64> = c.query_first(format!("SELECT @v := 7 FROM customers WHERE id = {k0}")).await?;

@@ -51,7 +51,16 @@ pub(super) struct NodeInner {
     pub query_timeout: Option<Duration>,
     /// How long mysql_async keeps an idle connection (above the pool minimum).
     idle_ttl: Duration,
+    /// Whether the backend account may set `pseudo_thread_id` (SUPER or BINLOG REPLAY):
+    /// `PSEUDO_UNKNOWN` until the first try.
+    pseudo_ids: std::sync::atomic::AtomicU8,
 }
+
+const PSEUDO_UNKNOWN: u8 = 0;
+const PSEUDO_YES: u8 = 1;
+const PSEUDO_NO: u8 = 2;
+/// ER_SPECIFIC_ACCESS_DENIED_ERROR: the account lacks the privilege.
+const ER_SPECIFIC_ACCESS_DENIED: u16 = 1227;
 
 /// Pools to one node: one for clients that want CLIENT_FOUND_ROWS, one for those that don't.
 #[derive(Clone)]
@@ -94,6 +103,7 @@ impl NodePool {
                 lent: DashMap::new(),
                 aborted: DashMap::new(),
                 victims: Arc::new(DashMap::new()),
+                pseudo_ids: std::sync::atomic::AtomicU8::new(PSEUDO_UNKNOWN),
                 opts,
                 metrics,
                 wait_timeout: Duration::from_millis(wait_ms),
@@ -364,7 +374,11 @@ impl PooledConn {
         if p.reset {
             self.conn().reset().await.map_err(err)?;
         }
+        let pseudo = self.pseudo_id_statement(p.pseudo_id, want).await.map_err(err)?;
         let mut batch: Vec<&str> = want.sets.get(p.sets_from..).unwrap_or_default().iter().map(String::as_str).collect();
+        if let Some(set) = &pseudo {
+            batch.push(set);
+        }
         if p.vars && !want.vars.is_empty() {
             batch.push(&want.vars);
         }
@@ -377,6 +391,32 @@ impl PooledConn {
         }
         self.node.applied.set(id, Applied::of(want));
         Ok(())
+    }
+
+    /// The `SET pseudo_thread_id` that makes `CONNECTION_ID()` answer the client's id, to
+    /// send with the other SETs; the first time, it is tried alone: an account without the
+    /// privilege keeps the backend's thread ids (logged once).
+    async fn pseudo_id_statement(&mut self, wanted: bool, want: &SessionSync) -> Result<Option<String>, mysql_async::Error> {
+        use std::sync::atomic::Ordering;
+        if !wanted || self.node.pseudo_ids.load(Ordering::Relaxed) == PSEUDO_NO {
+            return Ok(None);
+        }
+        let set = format!("SET pseudo_thread_id = {}", want.connection_id);
+        if self.node.pseudo_ids.load(Ordering::Relaxed) == PSEUDO_YES {
+            return Ok(Some(set));
+        }
+        match self.conn().query_drop(&set).await {
+            Ok(()) => {
+                self.node.pseudo_ids.store(PSEUDO_YES, Ordering::Relaxed);
+                Ok(None)
+            }
+            Err(mysql_async::Error::Server(e)) if e.code == ER_SPECIFIC_ACCESS_DENIED => {
+                self.node.pseudo_ids.store(PSEUDO_NO, Ordering::Relaxed);
+                tracing::info!(shard = %self.node.shard, addr = %self.node.addr, "the backend account may not set pseudo_thread_id (SUPER or BINLOG REPLAY): CONNECTION_ID() answers the backend's thread ids");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Records that the session changed the connection's state itself (USE, SET) so that

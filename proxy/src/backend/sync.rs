@@ -25,6 +25,9 @@ pub struct SessionSync {
     pub vars: Arc<str>,
     /// Changes whenever `vars` does (0 when there are none).
     pub vars_gen: u64,
+    /// The client's connection id (slotgate's, from the handshake): what `CONNECTION_ID()`
+    /// answers on the connection, through `pseudo_thread_id` (0: left as it is).
+    pub connection_id: u32,
 }
 
 /// What a connection carries now (remembered by its pool).
@@ -60,11 +63,13 @@ pub(crate) struct Plan {
     pub vars: bool,
     /// `USE` the wanted database.
     pub use_db: bool,
+    /// Set `pseudo_thread_id` to the client's connection id (the connection changes hands).
+    pub pseudo_id: bool,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        !self.reset && !self.vars && !self.use_db && self.sets_from == usize::MAX
+        !self.reset && !self.vars && !self.use_db && !self.pseudo_id && self.sets_from == usize::MAX
     }
 }
 
@@ -77,17 +82,20 @@ pub(crate) fn plan(have: &Applied, want: &SessionSync) -> Plan {
             sets_from: if have.sets_len < want.sets.len() { have.sets_len } else { nothing },
             vars: have.vars_gen != want.vars_gen,
             use_db: false,
+            pseudo_id: false,
         }
     } else if have.sets_hash == want.sets_hash && have.vars_gen == 0 && want.vars_gen == 0 {
-        Plan { reset: false, sets_from: nothing, vars: false, use_db: false }
+        Plan { reset: false, sets_from: nothing, vars: false, use_db: false, pseudo_id: false }
     } else {
         Plan {
             reset: have.sets_hash != 0 || have.vars_gen != 0,
             sets_from: if want.sets.is_empty() { nothing } else { 0 },
             vars: want.vars_gen != 0,
             use_db: false,
+            pseudo_id: false,
         }
     };
+    p.pseudo_id = want.connection_id != 0 && (p.reset || have.owner != want.owner);
     let db_after_reset = if p.reset { None } else { have.db.as_ref() };
     p.use_db = want.db.is_some() && db_after_reset != want.db.as_ref();
     p
@@ -100,7 +108,7 @@ mod tests {
     fn want(owner: u64, sets: &[&str], vars_gen: u64) -> SessionSync {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
         let sets_hash = if sets.is_empty() { 0 } else { sets.len() as u64 * 7919 };
-        SessionSync { db: Some("d".into()), owner, sets: Arc::new(sets), sets_hash, vars: Arc::from(""), vars_gen }
+        SessionSync { db: Some("d".into()), owner, sets: Arc::new(sets), sets_hash, vars: Arc::from(""), vars_gen, connection_id: 0 }
     }
 
     #[test]
@@ -108,7 +116,7 @@ mod tests {
         let old = want(5, &["SET a=1"], 0);
         let new = want(5, &["SET a=1", "SET b=2"], 3);
         let p = plan(&Applied::of(&old), &new);
-        assert_eq!(p, Plan { reset: false, sets_from: 1, vars: true, use_db: false });
+        assert_eq!(p, Plan { reset: false, sets_from: 1, vars: true, use_db: false, pseudo_id: false });
         assert!(plan(&Applied::of(&new), &new).is_empty());
     }
 
@@ -125,5 +133,16 @@ mod tests {
         assert!(p.reset, "another session's user variables are cleared");
         let p = plan(&Applied::unknown(), &clean);
         assert!(p.reset);
+    }
+
+    #[test]
+    fn a_connection_changing_hands_takes_the_clients_connection_id() {
+        let mut mine = want(5, &["SET a=1"], 0);
+        mine.connection_id = 77;
+        let mut theirs = want(9, &["SET a=1"], 0);
+        theirs.connection_id = 78;
+        assert!(plan(&Applied::of(&mine), &theirs).pseudo_id, "equal SETs, another client");
+        assert!(!plan(&Applied::of(&mine), &mine).pseudo_id);
+        assert!(plan(&Applied::unknown(), &mine).pseudo_id);
     }
 }

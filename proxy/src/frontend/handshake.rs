@@ -94,6 +94,7 @@ pub fn server_capabilities(tls: bool) -> CapabilityFlags {
         | CapabilityFlags::CLIENT_CONNECT_ATTRS
         | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
         | CapabilityFlags::CLIENT_DEPRECATE_EOF
+        | CapabilityFlags::CLIENT_SESSION_TRACK
         | CapabilityFlags::CLIENT_LOCAL_FILES;
     if tls {
         caps |= CapabilityFlags::CLIENT_SSL;

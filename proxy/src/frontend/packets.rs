@@ -21,17 +21,27 @@ pub struct OkInfo {
 }
 
 /// An OK packet (header 0x00), or with `eof_header` the 0xFE OK that ends a result set when
-/// CLIENT_DEPRECATE_EOF is on.
-pub fn ok(info: &OkInfo, status: StatusFlags, eof_header: bool) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(16 + info.info.len());
+/// CLIENT_DEPRECATE_EOF is on. `track` is `Some` when the client negotiated
+/// CLIENT_SESSION_TRACK: the session state changes to report (empty: none), which set
+/// SERVER_SESSION_STATE_CHANGED.
+pub fn ok(info: &OkInfo, status: StatusFlags, eof_header: bool, track: Option<&[u8]>) -> Vec<u8> {
+    let changes = track.filter(|t| !t.is_empty());
+    let status = match changes {
+        Some(_) => status | StatusFlags::SERVER_SESSION_STATE_CHANGED,
+        None => status - StatusFlags::SERVER_SESSION_STATE_CHANGED,
+    };
+    let mut buf = Vec::with_capacity(16 + info.info.len() + changes.map_or(0, |c| c.len() + 9));
     buf.push(if eof_header { 0xFE } else { 0x00 });
     buf.write_lenenc_int(info.affected_rows).ok();
     buf.write_lenenc_int(info.last_insert_id).ok();
     buf.extend_from_slice(&status.bits().to_le_bytes());
     buf.extend_from_slice(&info.warnings.to_le_bytes());
-    if !info.info.is_empty() {
+    if !info.info.is_empty() || changes.is_some() {
         // Servers write the info as a length-encoded string, and libmariadb reads it so.
         buf.write_lenenc_str(info.info.as_bytes()).ok();
+    }
+    if let Some(c) = changes {
+        buf.write_lenenc_str(c).ok();
     }
     buf
 }
@@ -184,9 +194,12 @@ mod tests {
     #[test]
     fn ok_packet_layout() {
         let info = OkInfo { affected_rows: 3, last_insert_id: 300, warnings: 1, info: String::new() };
-        let p = ok(&info, StatusFlags::SERVER_STATUS_AUTOCOMMIT, false);
+        let p = ok(&info, StatusFlags::SERVER_STATUS_AUTOCOMMIT, false, None);
         assert_eq!(p, vec![0x00, 3, 0xFC, 0x2C, 0x01, 0x02, 0x00, 0x01, 0x00]);
-        assert_eq!(ok(&OkInfo::default(), StatusFlags::empty(), true)[0], 0xFE);
+        assert_eq!(ok(&OkInfo::default(), StatusFlags::empty(), true, None)[0], 0xFE);
+        // With session tracking: the info (empty) precedes the changes, and the flag is set.
+        let t = ok(&OkInfo::default(), StatusFlags::empty(), false, Some(&[1, 1, 0]));
+        assert_eq!(t, [0, 0, 0, 0, 0x40, 0, 0, 0, 3, 1, 1, 0]);
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub struct Reply<'a> {
     /// The answer is followed by another statement's in the same command (a multi-statement
     /// query run statement by statement): every terminator says SERVER_MORE_RESULTS_EXISTS.
     chained: bool,
+    /// The client negotiated CLIENT_SESSION_TRACK.
+    track: bool,
+    /// Session state changes the next OK reports (see `track_state`).
+    pending_state: Option<Vec<u8>>,
 }
 
 /// What the rows of a COM_STMT_BULK_EXECUTE answered so far.
@@ -58,7 +62,7 @@ pub enum LastPacket {
 
 impl<'a> Reply<'a> {
     pub(super) fn new(stream: &'a mut PacketStream, capabilities: CapabilityFlags, multi_statements: bool) -> Self {
-        Reply { stream, capabilities, multi_statements, errored: None, described: None, deferred: None, close_after: false, capture: None, bulk: None, chained: false }
+        Reply { stream, capabilities, multi_statements, errored: None, described: None, deferred: None, close_after: false, capture: None, bulk: None, chained: false, track: capabilities.contains(CapabilityFlags::CLIENT_SESSION_TRACK), pending_state: None }
     }
 
     fn deprecate_eof(&self) -> bool {
@@ -92,7 +96,26 @@ impl<'a> Reply<'a> {
         }
         self.release_capture(status).await?;
         let status = self.more(status);
-        self.stream.feed(packets::ok(info, status, false)).await
+        let changes = self.take_state();
+        self.stream.feed(packets::ok(info, status, false, changes.as_deref())).await
+    }
+
+    /// Whether the client asked to be told of session state changes (CLIENT_SESSION_TRACK).
+    pub fn tracks_session(&self) -> bool {
+        self.track
+    }
+
+    /// The session state changes (MariaDB's session-state-info bytes) the next OK packet
+    /// reports, when the client tracks them.
+    pub fn track_state(&mut self, changes: Vec<u8>) {
+        if self.track {
+            self.pending_state = Some(changes);
+        }
+    }
+
+    /// What the next OK reports: `None` without tracking, else the pending changes (or none).
+    fn take_state(&mut self) -> Option<Vec<u8>> {
+        self.track.then(|| self.pending_state.take().unwrap_or_default())
     }
 
     pub async fn error(&mut self, e: &ClientError) -> Result<(), StreamError> {
@@ -177,7 +200,8 @@ impl<'a> Reply<'a> {
     async fn end_rows_now(&mut self, warnings: u16, status: StatusFlags) -> Result<(), StreamError> {
         let status = self.more(status);
         let packet = if self.deprecate_eof() {
-            packets::ok(&OkInfo { warnings, ..OkInfo::default() }, status, true)
+            let changes = self.take_state();
+            packets::ok(&OkInfo { warnings, ..OkInfo::default() }, status, true, changes.as_deref())
         } else {
             packets::eof(warnings, status)
         };

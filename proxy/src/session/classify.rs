@@ -338,6 +338,26 @@ fn set_effect(stmt: &str, words: &[&str]) -> Effect {
     Effect::Set(stmt.trim().to_string())
 }
 
+/// The system variables a session `SET` assigns (lower-case, without `@@session.`), as
+/// MariaDB's trackers count them: `SET NAMES` and `SET CHARACTER SET` change the client,
+/// connection and results character sets.
+pub fn set_targets(stmt: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for target in stmt_assignments(stmt) {
+        let t = target.to_ascii_lowercase();
+        if t.starts_with('@') && !t.starts_with("@@") {
+            continue;
+        }
+        let t = ["@@session.", "@@local.", "@@"].iter().find_map(|p| t.strip_prefix(p)).unwrap_or(&t).trim_matches('`').to_string();
+        if t == "names" || t == "character" || t == "charset" {
+            out.extend(["character_set_client", "character_set_connection", "character_set_results"].map(String::from));
+        } else if !t.is_empty() {
+            out.push(t);
+        }
+    }
+    out
+}
+
 /// The first word of every top-level assignment of a `SET a = x, b = y`: the targets.
 fn stmt_assignments(stmt: &str) -> Vec<String> {
     let b = stmt.as_bytes();
@@ -451,6 +471,8 @@ mod tests {
         assert_eq!(one("USE `my``db`"), Effect::Use("my`db".into()));
         assert_eq!(one("use shop"), Effect::Use("shop".into()));
         assert_eq!(one("SET NAMES utf8mb4"), Effect::Set("SET NAMES utf8mb4".into()));
+        assert_eq!(set_targets("SET @@session.time_zone = 'SYSTEM', SESSION sql_mode = '', @@Wait_Timeout=1"), ["time_zone", "sql_mode", "wait_timeout"]);
+        assert_eq!(set_targets("SET NAMES latin1").len(), 3);
         assert_eq!(one("set sql_mode='ANSI'"), Effect::Set("set sql_mode='ANSI'".into()));
         assert_eq!(one("/*!40101 SET character_set_client = utf8 */"), Effect::Set("/*!40101 SET character_set_client = utf8 */".into()));
         assert_eq!(one("SET GLOBAL max_connections=10"), Effect::None);

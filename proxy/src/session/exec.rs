@@ -163,6 +163,9 @@ impl Session {
             conn.observe(started.elapsed());
             // A LOAD DATA LOCAL file was already read from the client: it cannot be sent twice.
             let retry = outcome.retryable || outcome.retryable_if_idempotent;
+            if retry || outcome.errored || outcome.broken {
+                reply.write_deferred(outcome.status).await?;
+            }
             if retry && taken.fresh && attempt == 1 && classified.local_infile.is_none() {
                 self.conns.backends().primary(shard).inspect(|p| p.retried());
                 conn.discard();
@@ -179,7 +182,12 @@ impl Session {
                 return reply.error(&e).await.map(|_| Step::Done);
             }
             self.last_written = (!outcome.errored && !outcome.broken).then_some(outcome.affected_rows);
-            return self.finish(shard, conn, outcome, classified, reply).await.map(|_| Step::Done);
+            let (status, deferred) = (outcome.status, !(outcome.errored || outcome.broken));
+            self.finish(shard, conn, outcome, classified, reply).await?;
+            if deferred {
+                reply.write_deferred(status).await?;
+            }
+            return Ok(Step::Done);
         }
     }
 
@@ -221,6 +229,10 @@ impl Session {
             self.state.apply(&classified.effects);
             self.read_back_vars(&mut conn, classified).await;
             self.read_back_wait_timeout(&mut conn, classified).await;
+            // An autocommit write logged a GTID (inside a transaction, COMMIT logs it).
+            let in_tx = self.state.in_tx || outcome.status.is_some_and(|s| s.contains(mysql_common::constants::StatusFlags::SERVER_STATUS_IN_TRANS));
+            let wrote = !classified.read_only && !in_tx && (outcome.affected_rows > 0 || classified.implicit_commit);
+            self.report_changes(&mut conn, classified, wrote, reply).await;
             conn.note_state(self.state.sync());
             if let Some(status) = outcome.status {
                 self.state.status = status;
@@ -278,6 +290,36 @@ impl Session {
             Ok(None) => {}
             Err((e, _)) => tracing::warn!(error = %e, "reading wait_timeout back failed; the client's idle limit is unchanged"),
         }
+    }
+
+    /// For a client that tracks session state: what the statement changed, read back from
+    /// the connection that ran it, for the OK packet to report (see `track`).
+    async fn report_changes(&mut self, conn: &mut crate::backend::PooledConn, classified: &Classified, wrote: bool, reply: &mut Reply<'_>) {
+        if !reply.tracks_session() {
+            return;
+        }
+        let mut changes = super::track::Changes::of(&classified.effects);
+        changes.wrote = wrote;
+        if changes.is_empty() {
+            return;
+        }
+        let names = self.state.track.to_read(&changes);
+        let mut values = Vec::new();
+        if !names.is_empty() {
+            let list: Vec<String> = names.iter().map(|n| format!("'{}'", n.to_ascii_uppercase())).collect();
+            let sql = format!("SELECT LOWER(VARIABLE_NAME), VARIABLE_VALUE FROM information_schema.SESSION_VARIABLES WHERE VARIABLE_NAME IN ({})", list.join(", "));
+            let (shard, addr) = (conn.shard().to_string(), conn.addr().to_string());
+            let limit = conn.query_timeout();
+            match crate::backend::error::bounded(limit, (&shard, &addr), conn.conn().query::<(String, Option<String>), _>(sql)).await {
+                Ok(rows) => values = rows.into_iter().map(|(n, v)| (n, v.unwrap_or_default())).collect(),
+                Err((e, _)) => {
+                    tracing::warn!(error = %e, "reading tracked session variables back failed; the change is not reported");
+                    return;
+                }
+            }
+        }
+        let report = self.state.track.report(&changes, &values);
+        reply.track_state(report);
     }
 
     async fn take_many(&mut self, shards: &[String]) -> Result<Vec<(String, crate::backend::PooledConn)>, ClientError> {

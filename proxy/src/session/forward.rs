@@ -103,9 +103,9 @@ pub async fn forward(
         }
         o
     })?;
-    let outcome = outcome_or_err;
-    reply.write_deferred(outcome.status).await?;
-    Ok(outcome)
+    // The final packet stays deferred: the caller writes it once it knows what the
+    // statement changed in the session (see `track`).
+    Ok(outcome_or_err)
 }
 
 /// The file data the client sends, as the stream mysql_async forwards to the backend.

@@ -21,6 +21,7 @@ mod split;
 mod sqlexec;
 mod sqlprep;
 pub mod state;
+mod track;
 mod tx;
 mod vars;
 
@@ -175,6 +176,7 @@ impl Session {
         self.connection_admin = login.connection_admin;
         self.activity = self.shared.sessions.set_user(login.connection_id, &login.user);
         self.state = SessionState::new(&login.user, login.collation, self.shared.next_session_id());
+        self.state.set_connection_id(login.connection_id);
         if !self.shared.topology.is_ready() {
             return reply.error(&ClientError::no_topology()).await;
         }
@@ -326,6 +328,7 @@ impl Handler for Session {
         let db = self.state.db.clone();
         let user = self.state.user.clone();
         self.state = SessionState::new(&user, 45, self.shared.next_session_id());
+        self.state.set_connection_id(self.connection_id);
         if let Some(db) = db {
             self.state.set_db(db);
         }

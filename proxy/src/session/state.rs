@@ -66,6 +66,11 @@ pub struct SessionState {
     /// The session's `wait_timeout` in seconds, once a SET changed it (read back from the
     /// backend that ran the SET): the client is disconnected after that long idle.
     pub wait_timeout: Option<u64>,
+    /// What the session's state trackers follow (for CLIENT_SESSION_TRACK clients).
+    pub track: super::track::Tracking,
+    /// The client's connection id, which `CONNECTION_ID()` answers on every backend
+    /// connection the session uses (0 for none).
+    connection_id: u32,
 }
 
 impl SessionState {
@@ -90,6 +95,8 @@ impl SessionState {
             tx_multi_shard: false,
             tx_seq: 0,
             wait_timeout: None,
+            track: Default::default(),
+            connection_id: 0,
         };
         if let Some(set) = set_names_for(collation) {
             s.sets.push(set);
@@ -108,7 +115,13 @@ impl SessionState {
         };
         let vars: Vec<String> = self.vars.iter().map(|(name, v)| format!("@`{}` = {}", name.replace('`', "``"), v.literal)).collect();
         let vars: Arc<str> = if vars.is_empty() { Arc::from("") } else { Arc::from(format!("SET {}", vars.join(", "))) };
-        self.sync = SessionSync { db: self.db.clone(), owner: self.owner, sets: Arc::new(self.sets.clone()), sets_hash, vars, vars_gen: self.vars_gen };
+        self.sync = SessionSync { db: self.db.clone(), owner: self.owner, sets: Arc::new(self.sets.clone()), sets_hash, vars, vars_gen: self.vars_gen, connection_id: self.connection_id };
+    }
+
+    /// Makes `CONNECTION_ID()` answer `id` (the handshake's) on the session's connections.
+    pub fn set_connection_id(&mut self, id: u32) {
+        self.connection_id = id;
+        self.rebuild();
     }
 
     /// Records user variables' values as read back after a statement assigned them.
